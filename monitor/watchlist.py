@@ -1,0 +1,377 @@
+"""Stage 1: read and check `watchlist.yaml` — which platforms, which documents, who reviews them.
+
+A wrong watchlist is refused before anything is fetched, with the file, line and key named, so a
+typo found at 2 a.m. by cron reads like a compiler error rather than a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RENDER_MODES = ("browser", "http")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class WatchlistError(Exception):
+    """One or more problems in a watchlist; `str()` lists them as `file:line: key: problem`."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Document:
+    platform: str
+    id: str
+    name: str
+    url: str
+    select: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    render: str = "browser"
+    locale: str = "en-US"
+    timezone: str = "America/Chicago"
+    ignore: tuple[str, ...] = ()
+    timeout: float = 30.0
+    min_chars: int = 200
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}/{self.id}"
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    id: str
+    name: str
+    notify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Platform:
+    id: str
+    name: str
+    reviewers: tuple[str, ...]
+    documents: tuple[Document, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    report_url: str = ""
+    admin: str = ""
+    default_reviewer: str = ""
+    concurrency: int = 4
+    per_host: int = 1
+    user_agent: str = ""
+    chromium: str = ""
+    chromium_args: tuple[str, ...] = ()
+    locale: str = "en-US"
+    timezone: str = "America/Chicago"
+    timeout: float = 30.0
+    min_chars: int = 200
+    failure_alert_after: int = 2
+
+
+@dataclass
+class Watchlist:
+    path: Path
+    settings: Settings = field(default_factory=Settings)
+    reviewers: dict[str, Reviewer] = field(default_factory=dict)
+    platforms: dict[str, Platform] = field(default_factory=dict)
+
+    def documents(self, only: str | None = None) -> Iterator[Document]:
+        for platform in self.platforms.values():
+            if only is None or platform.id == only:
+                yield from platform.documents
+
+
+# Each schema maps a key to (python type(s), description); the description doubles as the error
+# wording, and README's configuration section documents the same keys.
+SETTINGS_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "report_url": (str, "URL where the reports/ folder is published"),
+    "admin": (str, "reviewer id who hears about fetch failures"),
+    "default_reviewer": (str, "reviewer id for platforms that name none"),
+    "concurrency": (int, "pages fetched at once"),
+    "per_host": (int, "requests at once to one host"),
+    "user_agent": (str, "User-Agent header"),
+    "chromium": (str, "path to the Chromium executable"),
+    "chromium_args": (list, "extra Chromium command-line flags"),
+    "locale": (str, "browser locale, e.g. en-US"),
+    "timezone": (str, "browser time zone, e.g. America/Chicago"),
+    "timeout": ((int, float), "seconds allowed per document"),
+    "min_chars": (int, "texts shorter than this are failures"),
+    "failure_alert_after": (int, "consecutive failed runs before the admin is alerted"),
+}
+REVIEWER_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "display name"),
+    "notify": ((list, str), "Apprise URLs"),
+}
+PLATFORM_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "display name"),
+    "reviewer": ((str, list), "reviewer id or list of ids"),
+    "documents": (dict, "documents of this platform"),
+}
+DOCUMENT_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "display name"),
+    "url": (str, "address of the document"),
+    "select": ((str, list), "CSS selectors to keep"),
+    "remove": ((str, list), "CSS selectors to drop"),
+    "render": (str, "browser or http"),
+    "locale": (str, "browser locale"),
+    "timezone": (str, "browser time zone"),
+    "ignore": ((str, list), "regular expressions removed from the text before comparing"),
+    "timeout": ((int, float), "seconds allowed for this document"),
+    "min_chars": (int, "texts shorter than this are failures"),
+}
+TOP_KEYS = {"settings", "reviewers", "platforms"}
+
+
+class _Checker:
+    """Walks the YAML node tree so every problem can carry the line it stands on."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.problems: list[str] = []
+
+    def error(self, node: yaml.Node | None, where: str, message: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        self.problems.append(f"{self.path}{line}: {where}: {message}")
+
+    def mapping(self, node: yaml.Node, where: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """Keys of a mapping node, refusing duplicates (PyYAML would keep the last silently)."""
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, where, "expected a mapping (key: value)")
+            return {}
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                self.error(
+                    key_node,
+                    f"{where}.{key}",
+                    f"duplicate key (first at line {out[key][0].start_mark.line + 1})",
+                )
+                continue
+            out[key] = (key_node, value_node)
+        return out
+
+    def fields(
+        self,
+        node: yaml.Node,
+        where: str,
+        schema: dict[str, tuple[type | tuple[type, ...], str]],
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, (key_node, value_node) in self.mapping(node, where).items():
+            if key not in schema:
+                known = ", ".join(sorted(schema))
+                self.error(key_node, f"{where}.{key}", f"unknown key (known keys: {known})")
+                continue
+            value = yaml.safe_load(yaml.serialize(value_node))
+            expected, _ = schema[key]
+            if isinstance(value, bool) or not isinstance(value, expected):
+                names = expected if isinstance(expected, tuple) else (expected,)
+                wanted = " or ".join(t.__name__ for t in names)
+                self.error(value_node, f"{where}.{key}", f"expected {wanted}, got {value!r}")
+                continue
+            if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+                self.error(value_node, f"{where}.{key}", "expected a list of strings")
+                continue
+            values[key] = value
+        return values
+
+
+def _strings(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def load(path: str | os.PathLike[str]) -> Watchlist:
+    """Parse and check a watchlist; raise WatchlistError listing every problem found."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WatchlistError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WatchlistError([f"{path}: cannot read: {exc}"]) from None
+    try:
+        root = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise WatchlistError([f"{path}{line}: invalid YAML: {problem}"]) from None
+    if root is None:
+        raise WatchlistError([f"{path}: the watchlist is empty"])
+    return _build(path, root)
+
+
+def _build(path: Path, root: yaml.Node) -> Watchlist:
+    check = _Checker(path)
+    top = check.mapping(root, "watchlist")
+    for key, (key_node, _) in top.items():
+        if key not in TOP_KEYS:
+            check.error(key_node, key, "unknown key (known keys: platforms, reviewers, settings)")
+    settings = _settings(check, top.get("settings"))
+    reviewers = _reviewers(check, top.get("reviewers"))
+    platforms = _platforms(check, top.get("platforms"), settings)
+    if "platforms" not in top:
+        check.error(None, "platforms", "missing: list at least one platform to watch")
+    watchlist = Watchlist(path, settings, reviewers, platforms)
+    _check_routing(check, watchlist, top)
+    if check.problems:
+        raise WatchlistError(check.problems)
+    return watchlist
+
+
+def _settings(check: _Checker, entry: tuple[yaml.Node, yaml.Node] | None) -> Settings:
+    if entry is None:
+        return Settings()
+    values = check.fields(entry[1], "settings", SETTINGS_KEYS)
+    for key in ("concurrency", "per_host", "failure_alert_after"):
+        if key in values and values[key] < 1:
+            check.error(entry[1], f"settings.{key}", "must be at least 1")
+            values.pop(key)
+    if "timeout" in values:
+        values["timeout"] = float(values["timeout"])
+    if "chromium_args" in values:
+        values["chromium_args"] = tuple(values["chromium_args"])
+    return Settings(**values)
+
+
+def _reviewers(check: _Checker, entry: tuple[yaml.Node, yaml.Node] | None) -> dict[str, Reviewer]:
+    reviewers: dict[str, Reviewer] = {}
+    if entry is None:
+        return reviewers
+    for rid, (_, node) in check.mapping(entry[1], "reviewers").items():
+        values = check.fields(node, f"reviewers.{rid}", REVIEWER_KEYS)
+        reviewers[rid] = Reviewer(rid, values.get("name", rid), _strings(values.get("notify")))
+    return reviewers
+
+
+def _platforms(
+    check: _Checker, entry: tuple[yaml.Node, yaml.Node] | None, settings: Settings
+) -> dict[str, Platform]:
+    platforms: dict[str, Platform] = {}
+    if entry is None:
+        return platforms
+    for pid, (key_node, node) in check.mapping(entry[1], "platforms").items():
+        where = f"platforms.{pid}"
+        if not ID_PATTERN.match(pid):
+            check.error(key_node, where, "platform ids use lower-case letters, digits, - and _")
+        values = check.fields(node, where, PLATFORM_KEYS)
+        docs_entry = check.mapping(node, where).get("documents") if "documents" in values else None
+        if docs_entry is None:
+            check.error(node, f"{where}.documents", "missing: list at least one document")
+            documents: tuple[Document, ...] = ()
+        else:
+            documents = _documents(check, pid, docs_entry[1], settings)
+        platforms[pid] = Platform(
+            pid, values.get("name", pid), _strings(values.get("reviewer")), documents
+        )
+    return platforms
+
+
+def _documents(
+    check: _Checker, pid: str, node: yaml.Node, settings: Settings
+) -> tuple[Document, ...]:
+    documents = []
+    for did, (key_node, doc_node) in check.mapping(node, f"platforms.{pid}.documents").items():
+        where = f"platforms.{pid}.documents.{did}"
+        if not ID_PATTERN.match(did):
+            check.error(key_node, where, "document ids use lower-case letters, digits, - and _")
+        values = check.fields(doc_node, where, DOCUMENT_KEYS)
+        url = values.get("url", "")
+        if "url" not in values:
+            check.error(doc_node, f"{where}.url", "missing: the address of the document")
+        elif not re.match(r"^https?://[^/\s]+", url):
+            check.error(doc_node, f"{where}.url", f"not an http(s) URL: {url!r}")
+        render = values.get("render", "browser")
+        if render not in RENDER_MODES:
+            check.error(doc_node, f"{where}.render", f"must be browser or http, got {render!r}")
+        for pattern in _strings(values.get("ignore")):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                check.error(doc_node, f"{where}.ignore", f"bad regular expression: {exc}")
+        documents.append(
+            Document(
+                platform=pid,
+                id=did,
+                name=values.get("name", did.replace("-", " ").title()),
+                url=url,
+                select=_strings(values.get("select")),
+                remove=_strings(values.get("remove")),
+                render=render,
+                locale=values.get("locale", settings.locale),
+                timezone=values.get("timezone", settings.timezone),
+                ignore=_strings(values.get("ignore")),
+                timeout=float(values.get("timeout", settings.timeout)),
+                min_chars=values.get("min_chars", settings.min_chars),
+            )
+        )
+    return tuple(documents)
+
+
+def _check_routing(
+    check: _Checker, watchlist: Watchlist, top: dict[str, tuple[yaml.Node, yaml.Node]]
+) -> None:
+    """Every name must resolve, and every change must reach somebody."""
+    known = watchlist.reviewers
+    settings_node = top["settings"][1] if "settings" in top else None
+    for key in ("admin", "default_reviewer"):
+        rid = getattr(watchlist.settings, key)
+        if rid and rid not in known:
+            check.error(settings_node, f"settings.{key}", f"unknown reviewer {rid!r}")
+    platforms_node = top["platforms"][1] if "platforms" in top else None
+    nodes = check.mapping(platforms_node, "platforms") if platforms_node is not None else {}
+    for platform in watchlist.platforms.values():
+        node = nodes[platform.id][1] if platform.id in nodes else None
+        for rid in platform.reviewers:
+            if rid not in known:
+                names = ", ".join(sorted(known)) or "none defined"
+                check.error(
+                    node,
+                    f"platforms.{platform.id}.reviewer",
+                    f"unknown reviewer {rid!r} (reviewers: {names})",
+                )
+        if not platform.reviewers and not watchlist.settings.default_reviewer:
+            check.error(
+                node,
+                f"platforms.{platform.id}.reviewer",
+                "missing: no reviewer and no settings.default_reviewer, "
+                "so its changes would reach nobody",
+            )
+
+
+def reviewers_for(watchlist: Watchlist, platform_id: str) -> tuple[str, ...]:
+    platform = watchlist.platforms[platform_id]
+    if platform.reviewers:
+        return platform.reviewers
+    default = watchlist.settings.default_reviewer
+    return (default,) if default else ()
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str, env: dict[str, str] | None = None) -> str:
+    """Fill `${VAR}` from the environment; a missing one raises KeyError(name)."""
+    env = dict(os.environ) if env is None else env
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise KeyError(name)
+        return env[name]
+
+    return _VAR.sub(fill, value)
