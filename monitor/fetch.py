@@ -1,0 +1,380 @@
+"""Stage 2: fetch each document's page, with the browser (JavaScript runs) or a plain HTTP GET.
+
+Fetch strategies are registered by the watchlist's `render` value. One browser serves the whole
+run; a small pool of pages is reused across documents because opening a page costs more than
+loading a policy into one that is already open. Nothing here raises for a failed page: a failure is
+a FetchResult with an error class, so one bad document never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from monitor import __version__
+from monitor.watchlist import Document, Settings
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (public-records monitor of platform terms)"
+MAX_BYTES = 20 * 1024 * 1024
+BLOCKED_RESOURCES = {"image", "media", "font"}
+TRANSIENT = {"timeout", "connection", "http-5xx", "http-429"}
+
+# Error classes a FetchResult may carry; README's "Reading the results" explains each.
+ERROR_CLASSES = (
+    "dns", "connection", "tls", "timeout", "http-4xx", "http-429", "http-5xx",
+    "not-html", "too-large", "selector-missing", "empty", "browser",
+)  # fmt: skip
+
+
+@dataclass
+class FetchResult:
+    document: Document
+    url: str
+    started_at: str
+    renderer: str
+    duration_ms: int = 0
+    final_url: str = ""
+    http_status: int | None = None
+    html: str | None = None
+    error_class: str | None = None
+    message: str = ""
+    attempts: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_class is None
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class FetchFailure(Exception):
+    def __init__(self, error_class: str, message: str, status: int | None = None):
+        super().__init__(message)
+        self.error_class = error_class
+        self.status = status
+
+
+def classify_status(status: int) -> str | None:
+    if status == 429:
+        return "http-429"
+    if 400 <= status < 500:
+        return "http-4xx"
+    if status >= 500:
+        return "http-5xx"
+    return None
+
+
+def classify_network_error(message: str) -> str:
+    """Map Chromium's net:: codes and httpx's exception text to our small set of classes."""
+    text = message.lower()
+    if "name_not_resolved" in text or "name or service not known" in text or "getaddrinfo" in text:
+        return "dns"
+    if "cert" in text or "ssl" in text or "tls" in text:
+        return "tls"
+    if "timeout" in text or "timed out" in text or "timed_out" in text:
+        return "timeout"
+    if "refused" in text or "reset" in text or "connection" in text or "empty_response" in text:
+        return "connection"
+    return "browser"
+
+
+class Fetcher(Protocol):
+    async def fetch(self, document: Document) -> tuple[str, int | None, str]:
+        """Return (html, http status, final url) or raise FetchFailure."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def find_chromium(settings: Settings) -> str | None:
+    """Settings, then TOS_MONITOR_CHROMIUM, then Playwright's own browser, then the system's."""
+    for candidate in (settings.chromium, os.environ.get("TOS_MONITOR_CHROMIUM", "")):
+        if candidate:
+            return candidate
+    own = _playwright_chromium()
+    if own:
+        return None  # None tells Playwright to use the browser it installed itself
+    # Debian's /usr/bin/chromium is a shell wrapper that prints noise; the real binary is quieter.
+    for path in ("/usr/lib/chromium/chromium", "/usr/lib/chromium-browser/chromium-browser"):
+        if Path(path).exists():
+            return path
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise FetchFailure(
+        "browser",
+        "no Chromium found: set settings.chromium or TOS_MONITOR_CHROMIUM, run "
+        "'playwright install chromium', or install the system package (apt-get install chromium)",
+    )
+
+
+def _playwright_chromium() -> bool:
+    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", Path.home() / ".cache/ms-playwright"))
+    return any(root.glob("chromium-*/chrome-linux*/chrome"))
+
+
+# The page is ready when the policy element holds text that stopped growing between two polls:
+# pages that fill their text in by script pass as soon as the text is there, not after a sleep.
+WAIT_FOR_TEXT = """([selectors, minChars]) => {
+  const pick = () => {
+    if (selectors.length) {
+      const found = selectors.flatMap(s => Array.from(document.querySelectorAll(s)));
+      return found.length ? found : null;
+    }
+    const main = document.querySelector('main, [role=main], article');
+    return main ? [main] : (document.body ? [document.body] : null);
+  };
+  const els = pick();
+  const length = els ? els.reduce((n, e) => n + (e.innerText || e.textContent || '').length, 0) : 0;
+  const previous = window.__tosMonitorLength;
+  window.__tosMonitorLength = length;
+  return length >= minChars && length === previous;
+}"""
+
+
+class BrowserFetcher:
+    """One Chromium for the run; pages pooled per (locale, time zone) browser context."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._start_lock = asyncio.Lock()
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._contexts: dict[tuple[str, str], Any] = {}
+        self._idle: dict[tuple[str, str], list[Any]] = {}
+        self.launch_seconds = 0.0
+
+    async def _ensure_browser(self) -> Any:
+        async with self._start_lock:
+            if self._browser is None:
+                from playwright.async_api import async_playwright
+
+                started = time.perf_counter()
+                executable = find_chromium(self.settings)
+                self._playwright = await async_playwright().start()
+                try:
+                    self._browser = await self._playwright.chromium.launch(
+                        executable_path=executable,
+                        args=[*CHROMIUM_FLAGS, *self.settings.chromium_args],
+                        headless=True,
+                    )
+                except Exception as exc:
+                    raise FetchFailure("browser", f"cannot start Chromium: {exc}") from exc
+                self.launch_seconds = time.perf_counter() - started
+            return self._browser
+
+    async def _page(self, document: Document) -> Any:
+        key = (document.locale, document.timezone)
+        idle = self._idle.setdefault(key, [])
+        if idle:
+            return idle.pop()
+        browser = await self._ensure_browser()
+        if key not in self._contexts:
+            context = await browser.new_context(
+                locale=document.locale,
+                timezone_id=document.timezone,
+                user_agent=self.settings.user_agent or None,
+                extra_http_headers={"Accept-Language": document.locale},
+            )
+            await context.route("**/*", _block_heavy_resources)
+            self._contexts[key] = context
+        return await self._contexts[key].new_page()
+
+    async def fetch(self, document: Document) -> tuple[str, int | None, str]:
+        from playwright.async_api import Error as PlaywrightError
+
+        page = await self._page(document)
+        reusable = True
+        timeout_ms = document.timeout * 1000
+        try:
+            try:
+                response = await page.goto(
+                    document.url, wait_until="domcontentloaded", timeout=timeout_ms
+                )
+            except PlaywrightError as exc:
+                reusable = False
+                message = str(exc).splitlines()[0]
+                raise FetchFailure(classify_network_error(message), message) from None
+            status = response.status if response is not None else None
+            if status is not None and classify_status(status):
+                raise FetchFailure(
+                    classify_status(status) or "", f"HTTP {status} {response.status_text}", status
+                )
+            content_type = (await response.header_value("content-type") or "") if response else ""
+            if content_type and "html" not in content_type and "xml" not in content_type:
+                raise FetchFailure("not-html", f"the server sent {content_type}", status)
+            # On a timeout, extraction decides: the selector may be missing or the text short.
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_function(
+                    WAIT_FOR_TEXT,
+                    arg=[list(document.select), document.min_chars],
+                    polling=50,
+                    timeout=timeout_ms,
+                )
+            html = await page.content()
+            if len(html) > MAX_BYTES:
+                raise FetchFailure("too-large", f"page is {len(html):,} characters", status)
+            return html, status, page.url
+        finally:
+            await self._release(document, page, reusable)
+
+    async def _release(self, document: Document, page: Any, reusable: bool) -> None:
+        if reusable and not page.is_closed():
+            self._idle.setdefault((document.locale, document.timezone), []).append(page)
+        else:
+            await page.close()
+
+    async def close(self) -> None:
+        if self._browser is not None:
+            await self._browser.close()
+        if self._playwright is not None:
+            await self._playwright.stop()
+
+
+async def _block_heavy_resources(route: Any) -> None:
+    if route.request.resource_type in BLOCKED_RESOURCES:
+        await route.abort()
+    else:
+        await route.continue_()
+
+
+class HttpFetcher:
+    """Plain GET for `render: http` documents: no browser is started for them."""
+
+    def __init__(self, settings: Settings):
+        self.client = httpx.AsyncClient(
+            follow_redirects=True,
+            headers={"User-Agent": settings.user_agent or DEFAULT_USER_AGENT},
+        )
+
+    async def fetch(self, document: Document) -> tuple[str, int | None, str]:
+        headers = {"Accept-Language": document.locale}
+        try:
+            async with self.client.stream(
+                "GET", document.url, headers=headers, timeout=document.timeout
+            ) as response:
+                status = response.status_code
+                error = classify_status(status)
+                if error:
+                    raise FetchFailure(error, f"HTTP {status} {response.reason_phrase}", status)
+                content_type = response.headers.get("content-type", "")
+                if content_type and "html" not in content_type and "xml" not in content_type:
+                    raise FetchFailure("not-html", f"the server sent {content_type}", status)
+                body = await _read_capped(response)
+                return _decode(body, response.encoding), status, str(response.url)
+        except httpx.HTTPError as exc:
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise FetchFailure(classify_network_error(message), message) from None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise FetchFailure("too-large", f"page is larger than {MAX_BYTES:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(body: bytes, encoding: str | None) -> str:
+    # Invalid bytes become U+FFFD rather than failing the fetch: the text is still comparable.
+    return body.decode(encoding or "utf-8", errors="replace")
+
+
+FETCHERS: dict[str, Callable[[Settings], Fetcher]] = {
+    "browser": BrowserFetcher,
+    "http": HttpFetcher,
+}
+
+
+class FetchPool:
+    """Runs fetches with a global concurrency bound and a per-host politeness bound."""
+
+    def __init__(self, settings: Settings, retries: int = 1, backoff: float = 1.0):
+        self.settings = settings
+        self.retries = retries
+        self.backoff = backoff
+        self._fetchers: dict[str, Fetcher] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    def _fetcher(self, render: str) -> Fetcher:
+        if render not in self._fetchers:
+            self._fetchers[render] = FETCHERS[render](self.settings)
+        return self._fetchers[render]
+
+    @property
+    def launch_seconds(self) -> float:
+        browser = self._fetchers.get("browser")
+        return getattr(browser, "launch_seconds", 0.0)
+
+    async def fetch(self, document: Document) -> FetchResult:
+        host = urlsplit(document.url).netloc
+        host_slot = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host))
+        result = FetchResult(document, document.url, now_utc(), document.render)
+        started = time.perf_counter()
+        for attempt in range(1, self.retries + 2):
+            result.attempts = attempt
+            async with self._slots, host_slot:
+                failure = await self._attempt(document, result)
+            if failure is None or failure.error_class not in TRANSIENT or attempt > self.retries:
+                break
+            await asyncio.sleep(self.backoff * attempt)
+        result.duration_ms = round((time.perf_counter() - started) * 1000)
+        return result
+
+    async def _attempt(self, document: Document, result: FetchResult) -> FetchFailure | None:
+        fetcher = self._fetcher(document.render)
+        try:
+            # The document's own budget bounds everything, navigation and waiting together.
+            html, status, final_url = await asyncio.wait_for(
+                fetcher.fetch(document), timeout=document.timeout + 5
+            )
+        except FetchFailure as failure:
+            result.error_class, result.message = failure.error_class, str(failure)
+            result.http_status = failure.status
+            return failure
+        except TimeoutError:
+            budget = FetchFailure("timeout", f"no answer within {document.timeout:g} s")
+            result.error_class, result.message = budget.error_class, str(budget)
+            return budget
+        result.html, result.http_status, result.final_url = html, status, final_url
+        result.error_class, result.message = None, ""
+        return None
+
+    async def close(self) -> None:
+        for fetcher in self._fetchers.values():
+            await fetcher.close()
+
+
+FetchCallback = Callable[[FetchResult], Awaitable[None]]
