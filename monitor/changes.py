@@ -1,0 +1,150 @@
+"""Stage 5: decide what a fetched text means — baseline, unchanged, new version, or revert — and
+record it.
+
+A text is compared by its "comparison text": the full text less the document's `ignore` patterns.
+The stored version keeps the full text; only the decision ignores those lines. A text seen before
+for the same document (pages flip between A/B variants) is a `revert` to that version, not a new
+version, so flips never pile up copies or look like fresh rewrites.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.store import Store, Version, sha256_text
+from monitor.watchlist import Document
+
+OUTCOMES = ("baseline", "unchanged", "new", "revert", "failed")
+
+
+def comparison_text(text: str, ignore: tuple[str, ...]) -> str:
+    """The text with ignored stretches removed and the blank lines they leave folded away."""
+    for pattern in ignore:
+        text = re.sub(pattern, "", text, flags=re.MULTILINE)
+    lines = [line.rstrip() for line in text.splitlines()]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    outcome: str
+    version_id: int | None = None
+    change_id: int | None = None
+    from_version_id: int | None = None
+
+
+def snapshot_stamp(timestamp: str) -> str:
+    """`2026-11-24T03:00:01.123456Z` -> `2026-11-24T030001Z`: sortable and safe on every FS."""
+    return timestamp[:19].replace(":", "") + "Z"
+
+
+def record_text(
+    store: Store,
+    run_id: int,
+    document: Document,
+    text: str,
+    raw_html: str | None,
+    fetched_at: str,
+) -> Recorded:
+    """Record one successfully extracted text; the caller records the fetch row with the result."""
+    compare_sha = sha256_text(comparison_text(text, document.ignore))
+    row = store.document(document.key) or {}
+    current_id = row.get("current_version_id")
+    current = store.version(current_id) if current_id else None
+
+    if current is not None and current.compare_sha256 == compare_sha:
+        with store.transaction():
+            store.touch_version(current.id, fetched_at)
+        return Recorded("unchanged", current.id)
+
+    earlier = store.find_version(document.key, compare_sha)
+    if earlier is not None and current is not None:
+        return _record_revert(store, run_id, document, current, earlier, fetched_at)
+
+    # Files before rows: a crash in between leaves an orphan file, never a dangling row.
+    files = store.write_snapshot(
+        document.platform, document.id, snapshot_stamp(fetched_at), text, raw_html
+    )
+    with store.transaction():
+        version_id = store.add_version(
+            {
+                "document_key": document.key,
+                "sha256": sha256_text(text),
+                "compare_sha256": compare_sha,
+                "text": text,
+                "chars": len(text),
+                "first_seen": fetched_at,
+                "last_seen": fetched_at,
+                "run_id": run_id,
+                **files,
+            }
+        )
+        if current is None:
+            _set_current(store, document, version_id, fetched_at, changed=False)
+            return Recorded("baseline", version_id)
+        change_id = _add_change(store, run_id, document, current, version_id, "new", fetched_at)
+        _set_current(store, document, version_id, fetched_at, changed=True)
+    return Recorded("new", version_id, change_id, current.id)
+
+
+def _record_revert(
+    store: Store,
+    run_id: int,
+    document: Document,
+    current: Version,
+    earlier: Version,
+    fetched_at: str,
+) -> Recorded:
+    with store.transaction():
+        store.touch_version(earlier.id, fetched_at)
+        change_id = _add_change(store, run_id, document, current, earlier.id, "revert", fetched_at)
+        _set_current(store, document, earlier.id, fetched_at, changed=True)
+    return Recorded("revert", earlier.id, change_id, current.id)
+
+
+def _add_change(
+    store: Store,
+    run_id: int,
+    document: Document,
+    current: Version,
+    to_version_id: int,
+    kind: str,
+    fetched_at: str,
+) -> int:
+    new = store.version(to_version_id)
+    analysis = analyse_change(current.text, new.text if new else "")
+    return store.add_change(
+        {
+            "document_key": document.key,
+            "run_id": run_id,
+            "detected_at": fetched_at,
+            "from_version_id": current.id,
+            "to_version_id": to_version_id,
+            "kind": kind,
+            **analysis,
+        }
+    )
+
+
+def analyse_change(old: str, new: str) -> dict[str, Any]:
+    """The diff and summary stored with a change, so reports and alerts never recompute them."""
+    import json
+
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    old_set, new_set = set(old_lines), set(new_lines)
+    summary = {
+        "blocks_added": sum(1 for line in new_lines if line not in old_set),
+        "blocks_removed": sum(1 for line in old_lines if line not in new_set),
+    }
+    return {"summary": json.dumps(summary), "diff": None, "flags": None}
+
+
+def _set_current(
+    store: Store, document: Document, version_id: int, fetched_at: str, changed: bool
+) -> None:
+    row: dict[str, Any] = {"key": document.key, "current_version_id": version_id}
+    if changed:
+        row["last_changed"] = fetched_at
+    store.upsert_document(row)

@@ -1,0 +1,274 @@
+"""Stage 4: keep every version, fetch and change — SQLite (`monitor.db`) plus snapshot files.
+
+The database is the index; `snapshots/<platform>/<document>/<UTC timestamp>.md` and `.html.gz` are
+the record itself, written atomically and never overwritten, so a records officer can read them
+without this tool. Rows are only ever added or have their "last seen" moved forward: normal
+operation deletes and rewrites nothing a user recorded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+TABLES: dict[str, dict[str, Any]] = {
+    "runs": {
+        "columns": {
+            "id": int, "started_at": str, "finished_at": str, "status": str, "pid": int,
+            "documents": int, "unchanged": int, "changed": int, "failed": int, "only": str,
+            "stats": str,
+        },
+        "pk": "id",
+    },
+    "documents": {
+        "columns": {
+            "key": str, "platform": str, "document": str, "platform_name": str, "name": str,
+            "url": str, "render": str, "first_checked": str, "last_checked": str,
+            "last_changed": str, "current_version_id": int, "status": str,
+            "failing_since": str, "consecutive_failures": int, "last_error_class": str,
+            "last_error": str,
+        },
+        "pk": "key",
+    },
+    "versions": {
+        "columns": {
+            "id": int, "document_key": str, "sha256": str, "compare_sha256": str, "text": str,
+            "chars": int, "first_seen": str, "last_seen": str, "run_id": int,
+            "snapshot_path": str, "snapshot_sha256": str, "raw_path": str, "raw_sha256": str,
+        },
+        "pk": "id",
+    },
+    "changes": {
+        "columns": {
+            "id": int, "document_key": str, "run_id": int, "detected_at": str,
+            "from_version_id": int, "to_version_id": int, "kind": str, "summary": str,
+            "diff": str, "flags": str,
+        },
+        "pk": "id",
+    },
+    "fetches": {
+        "columns": {
+            "id": int, "run_id": int, "document_key": str, "started_at": str,
+            "duration_ms": int, "url": str, "final_url": str, "http_status": int,
+            "outcome": str, "error_class": str, "message": str, "renderer": str,
+            "locale": str, "timezone": str, "attempts": int, "version_id": int,
+            "change_id": int,
+        },
+        "pk": "id",
+    },
+}  # fmt: skip
+
+INDEXES = [
+    ("versions", ["document_key", "compare_sha256"]),
+    ("changes", ["document_key"]),
+    ("fetches", ["document_key", "started_at"]),
+    ("fetches", ["run_id"]),
+]
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_new_file(directory: Path, stem: str, suffix: str, data: bytes) -> Path:
+    """Write atomically under a name that did not exist: temp file, fsync, then a hard link.
+
+    A link fails when the name is taken, so two runs in the same second never overwrite each
+    other, and a crash leaves either no file or the whole file, never half of one.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for n in range(1000):
+            target = directory / (f"{stem}{suffix}" if n == 0 else f"{stem}-{n}{suffix}")
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free name for {stem}{suffix} in {directory}")
+    finally:
+        os.unlink(tmp)
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    document_key: str
+    sha256: str
+    compare_sha256: str
+    text: str
+    first_seen: str
+    last_seen: str
+    snapshot_path: str
+    raw_path: str
+
+
+class Store:
+    """The home folder's records: `monitor.db` and `snapshots/`."""
+
+    def __init__(self, home: str | os.PathLike[str]):
+        self.home = Path(home)
+        self.snapshots = self.home / "snapshots"
+        self.db = sqlite_utils.Database(self.home / "monitor.db")
+        # WAL lets the report and the server read while the nightly run writes.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.db.conn:
+            for name, spec in TABLES.items():
+                self.db.table(name).create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+            for table, columns in INDEXES:
+                self.db.table(table).create_index(columns, if_not_exists=True)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if not self.db.table("versions").detect_fts():
+            self.db.table("versions").enable_fts(["text"], create_triggers=True, tokenize="porter")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        inserted = self.db.table(table).insert(row)
+        assert inserted.last_rowid is not None
+        return int(inserted.last_rowid)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.conn:
+            yield
+
+    # runs -----------------------------------------------------------------------------------
+    def start_run(self, started_at: str, only: str | None) -> int:
+        with self.transaction():
+            return self._insert(
+                "runs",
+                {"started_at": started_at, "status": "running", "pid": os.getpid(), "only": only},
+            )
+
+    def finish_run(
+        self, run_id: int, finished_at: str, counts: dict[str, int], stats: dict
+    ) -> None:
+        status = "failed-documents" if counts.get("failed") else "ok"
+        with self.transaction():
+            self.db.table("runs").update(
+                run_id,
+                {
+                    "finished_at": finished_at,
+                    "status": status,
+                    "stats": json.dumps(stats),
+                    **counts,
+                },
+            )
+
+    # documents ------------------------------------------------------------------------------
+    def document(self, key: str) -> dict[str, Any] | None:
+        rows = list(self.db.table("documents").rows_where("key = ?", [key]))
+        return rows[0] if rows else None
+
+    def documents(self) -> list[dict[str, Any]]:
+        return list(self.db.table("documents").rows_where(order_by="key"))
+
+    def upsert_document(self, row: dict[str, Any]) -> None:
+        self.db.table("documents").upsert(row, pk="key")
+
+    # versions -------------------------------------------------------------------------------
+    def version(self, version_id: int) -> Version | None:
+        rows = list(self.db.table("versions").rows_where("id = ?", [version_id]))
+        return _version(rows[0]) if rows else None
+
+    def find_version(self, document_key: str, compare_sha256: str) -> Version | None:
+        rows = self.db.table("versions").rows_where(
+            "document_key = ? and compare_sha256 = ?", [document_key, compare_sha256],
+            order_by="id", limit=1,
+        )  # fmt: skip
+        found = list(rows)
+        return _version(found[0]) if found else None
+
+    def versions(self, document_key: str) -> list[Version]:
+        rows = self.db.table("versions").rows_where(
+            "document_key = ?", [document_key], order_by="id"
+        )
+        return [_version(row) for row in rows]
+
+    def write_snapshot(
+        self, platform: str, document: str, stamp: str, text: str, raw: str | None
+    ) -> dict[str, str]:
+        """Files first, rows after: a crash between leaves an unreferenced file, never a row
+        pointing at a missing one."""
+        folder = self.snapshots / platform / document
+        text_bytes = text.encode("utf-8")
+        text_path = write_new_file(folder, stamp, ".md", text_bytes)
+        files = {
+            "snapshot_path": str(text_path.relative_to(self.home)),
+            "snapshot_sha256": sha256_bytes(text_bytes),
+            "raw_path": "",
+            "raw_sha256": "",
+        }
+        if raw is not None:
+            raw_bytes = gzip.compress(raw.encode("utf-8"), compresslevel=6, mtime=0)
+            raw_path = write_new_file(folder, text_path.stem, ".html.gz", raw_bytes)
+            files["raw_path"] = str(raw_path.relative_to(self.home))
+            files["raw_sha256"] = sha256_bytes(raw_bytes)
+        return files
+
+    def add_version(self, row: dict[str, Any]) -> int:
+        return self._insert("versions", row)
+
+    def touch_version(self, version_id: int, seen_at: str) -> None:
+        self.db.table("versions").update(version_id, {"last_seen": seen_at})
+
+    # changes and fetches -------------------------------------------------------------------
+    def add_change(self, row: dict[str, Any]) -> int:
+        return self._insert("changes", row)
+
+    def changes(self, document_key: str | None = None) -> list[dict[str, Any]]:
+        if document_key is None:
+            return list(self.db.table("changes").rows_where(order_by="id"))
+        return list(
+            self.db.table("changes").rows_where("document_key = ?", [document_key], order_by="id")
+        )
+
+    def add_fetch(self, row: dict[str, Any]) -> int:
+        return self._insert("fetches", row)
+
+    def fetches(self, document_key: str) -> list[dict[str, Any]]:
+        return list(
+            self.db.table("fetches").rows_where("document_key = ?", [document_key], order_by="id")
+        )
+
+
+def _version(row: dict[str, Any]) -> Version:
+    return Version(
+        id=row["id"],
+        document_key=row["document_key"],
+        sha256=row["sha256"],
+        compare_sha256=row["compare_sha256"],
+        text=row["text"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        snapshot_path=row["snapshot_path"] or "",
+        raw_path=row["raw_path"] or "",
+    )
