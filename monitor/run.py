@@ -1,0 +1,266 @@
+"""The nightly pass: watchlist -> fetch -> extract -> store/changes, one document at a time per
+worker, all documents in parallel up to the watchlist's concurrency.
+
+Extraction is CPU work, so it runs in a worker thread and the event loop keeps feeding the browser.
+A failure of one document is recorded and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.changes import Recorded, record_text
+from monitor.extract import ExtractError, extract
+from monitor.fetch import FetchPool, FetchResult, now_utc
+from monitor.store import Store
+from monitor.watchlist import Document, Watchlist
+
+LOCK_NAME = ".tos-monitor.lock"
+
+
+class RunLocked(Exception):
+    """Another `tos-monitor run` holds the home folder."""
+
+
+@contextmanager
+def run_lock(home: Path) -> Iterator[None]:
+    """An flock on a file in the home folder.
+
+    The kernel drops the lock when its process dies, so a lock left by a killed run is taken over
+    without anyone deleting files by hand.
+    """
+    path = home / LOCK_NAME
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunLocked(
+                f"another tos-monitor run is in progress in {home} (pid {holder}); "
+                f"this run did nothing"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+@dataclass
+class DocumentOutcome:
+    document: Document
+    fetch: FetchResult
+    recorded: Recorded | None = None
+    extract_ms: int = 0
+    store_ms: int = 0
+
+    @property
+    def error_class(self) -> str | None:
+        return self.fetch.error_class
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    outcomes: list[DocumentOutcome] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[DocumentOutcome]:
+        return [o for o in self.outcomes if o.error_class]
+
+    @property
+    def changes(self) -> list[DocumentOutcome]:
+        return [o for o in self.outcomes if o.recorded and o.recorded.change_id]
+
+    def counts(self) -> dict[str, int]:
+        kinds = [o.recorded.outcome for o in self.outcomes if o.recorded]
+        return {
+            "documents": len(self.outcomes),
+            "unchanged": sum(1 for k in kinds if k in ("unchanged", "baseline")),
+            "changed": len(self.changes),
+            "failed": len(self.failures),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "documents": len(self.outcomes),
+            "unchanged": self.counts()["unchanged"],
+            "changes": [
+                {
+                    "platform": o.document.platform,
+                    "document": o.document.id,
+                    "kind": o.recorded.outcome,
+                    "change_id": o.recorded.change_id,
+                }
+                for o in self.changes
+                if o.recorded
+            ],
+            "failures": [
+                {
+                    "platform": o.document.platform,
+                    "document": o.document.id,
+                    "error": o.error_class,
+                    "message": o.fetch.message,
+                }
+                for o in self.failures
+            ],
+        }
+
+
+Progress = Callable[[DocumentOutcome], None]
+
+
+def run_nightly(
+    watchlist: Watchlist,
+    home: Path,
+    only: str | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """One nightly pass over the watchlist (or one platform of it); raises RunLocked."""
+    with run_lock(home):
+        store = Store(home)
+        try:
+            return asyncio.run(_run(watchlist, store, only, progress))
+        finally:
+            store.close()
+
+
+async def _run(
+    watchlist: Watchlist, store: Store, only: str | None, progress: Progress | None
+) -> RunSummary:
+    started = time.perf_counter()
+    run_id = store.start_run(now_utc(), only)
+    summary = RunSummary(run_id)
+    pool = FetchPool(watchlist.settings)
+    documents = list(watchlist.documents(only))
+    for document in documents:
+        _register(store, watchlist, document)
+    try:
+
+        async def one(document: Document) -> None:
+            outcome = await _process(store, pool, run_id, document)
+            summary.outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+
+        await asyncio.gather(*(one(d) for d in documents))
+    finally:
+        await pool.close()
+    summary.outcomes.sort(key=lambda o: o.document.key)
+    summary.stats = {
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "launch_seconds": round(pool.launch_seconds, 3),
+        "fetch_seconds": round(sum(o.fetch.duration_ms for o in summary.outcomes) / 1000, 3),
+        "extract_seconds": round(sum(o.extract_ms for o in summary.outcomes) / 1000, 3),
+        "store_seconds": round(sum(o.store_ms for o in summary.outcomes) / 1000, 3),
+    }
+    store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
+    return summary
+
+
+def _register(store: Store, watchlist: Watchlist, document: Document) -> None:
+    """Keep the documents table in step with the watchlist (names and URLs may be edited)."""
+    existing = store.document(document.key)
+    with store.transaction():
+        store.upsert_document(
+            {
+                "key": document.key,
+                "platform": document.platform,
+                "document": document.id,
+                "platform_name": watchlist.platforms[document.platform].name,
+                "name": document.name,
+                "url": document.url,
+                "render": document.render,
+                "first_checked": (existing or {}).get("first_checked") or now_utc(),
+            }
+        )
+
+
+async def _process(
+    store: Store, pool: FetchPool, run_id: int, document: Document
+) -> DocumentOutcome:
+    result = await pool.fetch(document)
+    outcome = DocumentOutcome(document, result)
+    text = None
+    if result.ok and result.html is not None:
+        started = time.perf_counter()
+        try:
+            text = await asyncio.to_thread(_extract, document, result.html)
+        except ExtractError as exc:
+            result.error_class, result.message = exc.kind, str(exc)
+        outcome.extract_ms = round((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    if text is not None:
+        outcome.recorded = record_text(
+            store, run_id, document, text, result.html, result.started_at
+        )
+    _record_fetch(store, run_id, outcome)
+    outcome.store_ms = round((time.perf_counter() - started) * 1000)
+    return outcome
+
+
+def _extract(document: Document, html: str) -> str:
+    text = extract(html, list(document.select) or None, list(document.remove) or None)
+    body = "".join(line for line in text.splitlines() if not line.startswith("#"))
+    if len(body.strip()) < document.min_chars:
+        raise ExtractError(
+            f"the page's text is only {len(body.strip())} characters "
+            f"(at least {document.min_chars} expected)",
+            kind="empty",
+        )
+    return text
+
+
+def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
+    result, document = outcome.fetch, outcome.document
+    recorded = outcome.recorded
+    finished = now_utc()
+    previous = store.document(document.key) or {}
+    with store.transaction():
+        store.add_fetch(
+            {
+                "run_id": run_id,
+                "document_key": document.key,
+                "started_at": result.started_at,
+                "duration_ms": result.duration_ms,
+                "url": result.url,
+                "final_url": result.final_url,
+                "http_status": result.http_status,
+                "outcome": recorded.outcome if recorded else "failed",
+                "error_class": result.error_class,
+                "message": result.message,
+                "renderer": result.renderer,
+                "locale": document.locale,
+                "timezone": document.timezone,
+                "attempts": result.attempts,
+                "version_id": recorded.version_id if recorded else None,
+                "change_id": recorded.change_id if recorded else None,
+            }
+        )
+        status: dict[str, Any] = {"key": document.key, "last_checked": finished}
+        if result.ok:
+            status.update(status="ok", failing_since=None, consecutive_failures=0,
+                          last_error_class=None, last_error=None)  # fmt: skip
+        else:
+            status.update(
+                status="failing",
+                failing_since=previous.get("failing_since") or result.started_at,
+                consecutive_failures=(previous.get("consecutive_failures") or 0) + 1,
+                last_error_class=result.error_class,
+                last_error=result.message,
+            )
+        store.upsert_document(status)

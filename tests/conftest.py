@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.sites import PageServer
+
+# Tests never reach beyond this machine: Chromium resolves no name but the loopback ones, so a
+# "DNS failure" test fails inside the browser instead of asking a real resolver.
+RESOLVER_RULES = "--host-resolver-rules=MAP *.invalid ~NOTFOUND, EXCLUDE 127.0.0.1"
+
+
+@pytest.fixture
+def server() -> Iterator[PageServer]:
+    site = PageServer()
+    yield site
+    site.close()
+
+
+def make_watchlist(
+    home: Path,
+    documents: dict[str, dict[str, Any]],
+    settings: dict[str, Any] | None = None,
+    platform: str = "example",
+) -> Path:
+    """Write a watchlist with one platform holding `documents` (id -> document keys)."""
+    data = {
+        "settings": {
+            "admin": "web",
+            "concurrency": 2,
+            "per_host": 2,
+            "timeout": 10,
+            "min_chars": 40,
+            "chromium_args": [RESOLVER_RULES],
+            **(settings or {}),
+        },
+        "reviewers": {"web": {"name": "Web Team", "notify": []}},
+        "platforms": {platform: {"name": platform.title(), "reviewer": "web",
+                                 "documents": documents}},
+    }  # fmt: skip
+    path = home / "watchlist.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_cli(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TOS_MONITOR_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def run_json(home: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    result = run_cli(home, "run", "--json", *args)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)

@@ -1,0 +1,121 @@
+"""Local web sites for the tests: a real HTTP server on 127.0.0.1 whose pages the test rewrites
+night by night, and a generator of realistic policy pages (real text plus the noise real platform
+pages carry: timestamps, request ids, CSRF tokens, rotating banners)."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import markdown
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass
+class Route:
+    body: bytes | Callable[[], bytes]
+    status: int = 200
+    content_type: str = "text/html; charset=utf-8"
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class PageServer:
+    """Serves `routes[path]`; unknown paths are 404. Counts hits so tests can check politeness."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = self.path.split("?")[0]
+                server.hits[path] = server.hits.get(path, 0) + 1
+                route = server.routes.get(path)
+                if route is None:
+                    self.send_error(404, "Not Found")
+                    return
+                if route.delay:
+                    time.sleep(route.delay)
+                body = route.body() if callable(route.body) else route.body
+                try:
+                    self.send_response(route.status)
+                    self.send_header("Content-Type", route.content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    for key, value in route.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def page(self, path: str, body: str, **kwargs: object) -> None:
+        self.routes[path] = Route(body.encode("utf-8"), **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def read_fixture_md(path: Path) -> str:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+
+
+def policy_page(markdown_text: str, rng: random.Random | None = None, js: bool = False) -> str:
+    """A page like a platform's: navigation, cookie banner, scripts and a footer around the policy.
+
+    Every call varies the noise (time stamps, tokens, banner text, attribute order) unless the same
+    seeded `rng` is given, so back-to-back fetches differ in HTML but not in policy text. With
+    `js`, the policy is put into the page by script after 300 ms, as on JavaScript-rendered sites.
+    """
+    rng = rng or random.Random()
+    token = f"{rng.getrandbits(128):032x}"
+    stamp = f"2026-11-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
+    promo = rng.choice(["Try our new app!", "Join millions of creators", "Download for iOS"])
+    policy = markdown.markdown(markdown_text)
+    if js:
+        escaped = policy.replace("\\", "\\\\").replace("`", "\\`").replace("${", "\\${")
+        main = (
+            '<main id="policy"></main>'
+            f"<script>setTimeout(() => {{ document.getElementById('policy').innerHTML = "
+            f"`{escaped}`; }}, 300);</script>"
+        )
+    else:
+        main = f'<main id="policy">{policy}</main>'
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Terms</title>
+<meta name="csrf-token" content="{token}">
+<script>window.__REQUEST_ID__ = "{token[:16]}"; window.__RENDERED_AT__ = "{stamp}";</script>
+<style>.hidden {{ display: none }}</style></head>
+<body data-build="{rng.randint(1000, 9999)}">
+<header><nav><a href="/">Home</a> <a href="/help">Help</a> <a href="/login?t={token}">Log in</a>
+</nav></header>
+<div id="cookie-banner" class="cookie-consent">We use cookies. {html.escape(promo)}
+<button>Accept all</button></div>
+<aside class="promo">{html.escape(promo)} Rendered {stamp}</aside>
+{main}
+<form action="/search"><input type="hidden" name="csrf" value="{token}"><input name="q"></form>
+<footer>Page generated {stamp} - request {token[:8]}</footer>
+</body></html>"""

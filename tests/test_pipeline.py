@@ -1,0 +1,245 @@
+"""The nightly pipeline end to end: real Chromium against pages served from 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import sqlite3
+from pathlib import Path
+
+from monitor.run import run_nightly
+from monitor.store import Store, sha256_bytes
+from monitor.watchlist import load
+from tests.conftest import make_watchlist, run_cli, run_json
+from tests.sites import FIXTURES, PageServer, policy_page, read_fixture_md
+
+POLICY_V1 = """# Terms of Service
+
+## 1. Who we are
+These terms govern your use of the Example service, provided by Example Inc.
+
+## 2. Governing law
+These terms are governed by the laws of the State of California, and disputes go to the courts
+of Santa Clara County.
+
+## 3. Changes
+We may change these terms at any time. Continued use means you accept the changes.
+"""
+POLICY_V2 = POLICY_V1.replace("State of California", "State of Delaware")
+
+
+def night(home: Path) -> dict[str, object]:
+    """One nightly pass through the library; returns the JSON summary a cron job would print."""
+    return run_nightly(load(home / "watchlist.yaml"), home).as_json()
+
+
+def test_first_run_is_a_baseline_then_changes_and_reverts_are_recorded(
+    server: PageServer, tmp_path: Path
+) -> None:
+    server.page("/terms", policy_page(POLICY_V1))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+
+    code, first = run_json(tmp_path)
+    assert code == 0
+    assert first["documents"] == 1 and first["changes"] == [] and first["failures"] == []
+
+    server.page("/terms", policy_page(POLICY_V1))  # new noise, same policy
+    assert night(tmp_path)["changes"] == []
+
+    server.page("/terms", policy_page(POLICY_V2))
+    changes = night(tmp_path)["changes"]
+    assert [(c["platform"], c["document"], c["kind"]) for c in changes] == [
+        ("example", "terms", "new")
+    ]
+
+    server.page("/terms", policy_page(POLICY_V1))
+    assert [c["kind"] for c in night(tmp_path)["changes"]] == ["revert"]
+
+    store = Store(tmp_path)
+    versions = store.versions("example/terms")
+    assert len(versions) == 2, "a revert points at the earlier version instead of copying it"
+    assert "State of Delaware" in versions[1].text
+    assert "We use cookies" not in versions[0].text and "request" not in versions[0].text
+    kinds = [(c["kind"], c["from_version_id"], c["to_version_id"]) for c in store.changes()]
+    assert kinds == [("new", versions[0].id, versions[1].id), ("revert", versions[1].id,
+                                                                versions[0].id)]  # fmt: skip
+    assert len(store.fetches("example/terms")) == 4
+
+
+def test_snapshot_files_hold_the_text_and_raw_page_and_match_the_database(
+    server: PageServer, tmp_path: Path
+) -> None:
+    server.page("/terms", policy_page(POLICY_V1))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    night(tmp_path)
+    server.page("/terms", policy_page(POLICY_V2))
+    night(tmp_path)
+
+    store = Store(tmp_path)
+    for version in store.versions("example/terms"):
+        text_file = tmp_path / version.snapshot_path
+        assert text_file.parent == tmp_path / "snapshots" / "example" / "terms"
+        assert text_file.read_text(encoding="utf-8") == version.text
+        raw = gzip.decompress((tmp_path / version.raw_path).read_bytes()).decode()
+        assert "<main" in raw and "cookie-banner" in raw, "the raw page is kept for re-extraction"
+        row = store.db["versions"].get(version.id)
+        assert row["snapshot_sha256"] == sha256_bytes(text_file.read_bytes())
+    leftovers = list((tmp_path / "snapshots").rglob(".tmp-*"))
+    assert leftovers == []
+
+
+def test_javascript_rendered_policy_is_waited_for(server: PageServer, tmp_path: Path) -> None:
+    server.page("/terms", policy_page(POLICY_V1, js=True))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    night(tmp_path)
+    [version] = Store(tmp_path).versions("example/terms")
+    assert "Santa Clara County" in version.text
+    assert "## 2. Governing law" in version.text
+
+
+def test_plain_http_documents_do_not_start_the_browser(server: PageServer, tmp_path: Path) -> None:
+    server.page("/terms", policy_page(POLICY_V1))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms"), "render": "http"}})
+    run = run_nightly(load(tmp_path / "watchlist.yaml"), tmp_path)
+    assert run.stats["launch_seconds"] == 0
+    [fetch] = Store(tmp_path).fetches("example/terms")
+    assert fetch["renderer"] == "http" and fetch["outcome"] == "baseline"
+    assert fetch["http_status"] == 200
+
+
+def test_select_and_remove_keep_only_the_policy(server: PageServer, tmp_path: Path) -> None:
+    page = policy_page(POLICY_V1).replace(
+        "<h2>3. Changes</h2>", '<div class="share">Share this page</div><h2>3. Changes</h2>'
+    )
+    server.page("/terms", page)
+    make_watchlist(
+        tmp_path,
+        {"terms": {"url": server.url("/terms"), "select": ["#policy"], "remove": [".share"]}},
+    )
+    night(tmp_path)
+    [version] = Store(tmp_path).versions("example/terms")
+    assert "Share this page" not in version.text
+    assert version.text.startswith("# Terms of Service")
+
+
+def test_ignore_patterns_hide_a_line_from_comparison_but_keep_it(
+    server: PageServer, tmp_path: Path
+) -> None:
+    server.page("/terms", policy_page(POLICY_V1 + "\nLast visited: Monday\n"))
+    make_watchlist(
+        tmp_path, {"terms": {"url": server.url("/terms"), "ignore": ["^Last visited:.*$"]}}
+    )
+    night(tmp_path)
+    server.page("/terms", policy_page(POLICY_V1 + "\nLast visited: Tuesday\n"))
+    assert night(tmp_path)["changes"] == []
+    [version] = Store(tmp_path).versions("example/terms")
+    assert "Last visited: Monday" in version.text
+
+
+def test_locale_and_time_zone_are_pinned_and_recorded(server: PageServer, tmp_path: Path) -> None:
+    server.page(
+        "/terms",
+        "<html><body><main><p id=p></p></main><script>document.getElementById('p').textContent"
+        " = 'Served for ' + navigator.language + ' in ' + Intl.DateTimeFormat()"
+        ".resolvedOptions().timeZone + '. ' + 'These terms govern the service. '.repeat(3);"
+        "</script></body></html>",
+    )
+    make_watchlist(
+        tmp_path,
+        {"terms": {"url": server.url("/terms"), "locale": "fr-FR", "timezone": "Europe/Paris"}},
+    )
+    night(tmp_path)
+    [version] = Store(tmp_path).versions("example/terms")
+    assert "Served for fr-FR in Europe/Paris" in version.text
+    [fetch] = Store(tmp_path).fetches("example/terms")
+    assert (fetch["locale"], fetch["timezone"]) == ("fr-FR", "Europe/Paris")
+
+
+def test_real_noise_pairs_record_no_change(server: PageServer, tmp_path: Path) -> None:
+    pairs = sorted((FIXTURES / "html" / "noise-pairs").glob("*"))
+    assert pairs, "noise-pair fixtures are missing"
+    documents = {pair.name: {"url": server.url(f"/{pair.name}")} for pair in pairs}
+    make_watchlist(tmp_path, documents, settings={"min_chars": 200})
+    for night_index in range(2):
+        for pair in pairs:
+            snapshot = sorted(pair.glob("*.html*"))[night_index]
+            server.page(f"/{pair.name}", read_fixture_md(snapshot))
+        summary = night(tmp_path)
+        assert summary["failures"] == []
+        assert summary["changes"] == []
+
+
+def test_replaying_real_versions_night_by_night(server: PageServer, tmp_path: Path) -> None:
+    """Six real Facebook ToS versions, each served on two noisy nights (one JavaScript-rendered),
+    then a real Instagram A -> B -> A flip: one change per real text change, none on noise
+    nights, and the flip back is a revert."""
+    versions = [
+        read_fixture_md(p)
+        for p in sorted((FIXTURES / "corpus" / "facebook-terms-of-service").glob("*.md.gz"))
+    ]
+    flip = [
+        read_fixture_md(p)
+        for p in sorted((FIXTURES / "corpus" / "instagram-terms-of-service-flip").glob("*.gz"))
+    ]
+    assert len(versions) == 6 and len(flip) == 3 and flip[0] == flip[2] != flip[1]
+    rng = random.Random(7)
+    make_watchlist(
+        tmp_path,
+        {
+            "facebook-tos": {"url": server.url("/fb")},
+            "instagram-tos": {"url": server.url("/ig")},
+        },
+    )
+    recorded: list[tuple[str, str]] = []
+    nights = [(v, f) for v, f in zip(versions, [flip[0]] * 3 + flip, strict=True)]
+    for fb_text, ig_text in nights:
+        for js in (False, True):
+            server.page("/fb", policy_page(fb_text, rng, js=js))
+            server.page("/ig", policy_page(ig_text, rng))
+            summary = night(tmp_path)
+            assert summary["failures"] == []
+            recorded += [(c["document"], c["kind"]) for c in summary["changes"]]
+
+    assert recorded == [("facebook-tos", "new")] * 3 + [
+        ("facebook-tos", "new"), ("instagram-tos", "new"),
+        ("facebook-tos", "new"), ("instagram-tos", "revert"),
+    ]  # fmt: skip
+    store = Store(tmp_path)
+    assert len(store.versions("example/facebook-tos")) == 6
+    assert len(store.versions("example/instagram-tos")) == 2
+
+
+def test_full_text_search_index_covers_versions(server: PageServer, tmp_path: Path) -> None:
+    server.page("/terms", policy_page(POLICY_V1))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    night(tmp_path)
+    db = sqlite3.connect(tmp_path / "monitor.db")
+    hits = db.execute(
+        "select rowid from versions_fts where versions_fts match 'santa clara'"
+    ).fetchall()
+    assert len(hits) == 1
+
+
+def test_cli_history_and_show(server: PageServer, tmp_path: Path) -> None:
+    server.page("/terms", policy_page(POLICY_V1))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    night(tmp_path)
+    server.page("/terms", policy_page(POLICY_V2))
+    night(tmp_path)
+
+    history = run_cli(tmp_path, "history", "example", "terms")
+    assert history.returncode == 0
+    assert "v1" in history.stdout and "v2" in history.stdout and "new" in history.stdout
+
+    as_json = run_cli(tmp_path, "history", "example", "terms", "--json")
+    import json
+
+    data = json.loads(as_json.stdout)
+    assert [c["kind"] for c in data["changes"]] == ["new"]
+    second = data["versions"][1]["version_id"]
+
+    shown = run_cli(tmp_path, "show", str(second))
+    assert shown.returncode == 0 and "State of Delaware" in shown.stdout
+
+    missing = run_cli(tmp_path, "show", "999")
+    assert missing.returncode == 2 and "no version 999" in missing.stderr
