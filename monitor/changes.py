@@ -9,10 +9,13 @@ version, so flips never pile up copies or look like fresh rewrites.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.diff import diff_texts
+from monitor.flag import change_flags
 from monitor.store import Store, Version, sha256_text
 from monitor.watchlist import Document
 
@@ -129,16 +132,14 @@ def _add_change(
 
 
 def analyse_change(old: str, new: str) -> dict[str, Any]:
-    """The diff and summary stored with a change, so reports and alerts never recompute them."""
-    import json
-
-    old_lines, new_lines = old.splitlines(), new.splitlines()
-    old_set, new_set = set(old_lines), set(new_lines)
-    summary = {
-        "blocks_added": sum(1 for line in new_lines if line not in old_set),
-        "blocks_removed": sum(1 for line in old_lines if line not in new_set),
+    """The diff, its summary and the flagged clauses it touches, computed once and stored with
+    the change, so reports and alerts never recompute them or disagree."""
+    diff = diff_texts(old, new)
+    return {
+        "summary": json.dumps(diff["summary"]),
+        "diff": json.dumps(diff),
+        "flags": json.dumps(change_flags(old, new)),
     }
-    return {"summary": json.dumps(summary), "diff": None, "flags": None}
 
 
 def _set_current(
