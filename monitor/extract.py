@@ -1,0 +1,641 @@
+"""Extraction stage: turn a fetched HTML page into the policy text the monitor compares.
+
+The output is normalised, Markdown-like plain text: one block (paragraph, heading, list item,
+table row) per line, blocks separated by one blank line, link text without URLs. Two fetches of an
+unchanged policy must give byte-identical text even though the raw HTML changes on nearly every
+fetch (nonces, CDN hosts, tracking ids, comments, cookie banners, modal state), while any change to
+the visible wording must show up.
+
+Pipeline: parse -> drop never-visible elements and `remove` matches -> pick the content roots
+(`select` matches, or the main content found by default) -> drop hidden/boilerplate elements
+inside them -> render blocks -> normalise Unicode and whitespace.
+
+Every tree walk is iterative (an explicit stack), so pages nested thousands of levels deep cannot
+hit Python's recursion limit, and the tree is never mutated: dropped elements are remembered by id.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from bs4 import (
+    BeautifulSoup,
+    MarkupResemblesLocatorWarning,
+    NavigableString,
+    Tag,
+    XMLParsedAsHTMLWarning,
+)
+from bs4.element import PageElement
+
+ExtractErrorKind = Literal["selector-missing", "empty"]
+
+
+class ExtractError(Exception):
+    """The page did not yield policy text; `kind` says why ("selector-missing" or "empty")."""
+
+    def __init__(self, message: str, *, kind: ExtractErrorKind) -> None:
+        super().__init__(message)
+        self.kind: ExtractErrorKind = kind
+
+
+# --- Unicode / whitespace normalisation -------------------------------------------------------
+
+# Invisible characters that come and go with CMS or editor changes: zero-width (joiners), word
+# joiner, BOM, soft hyphen, bidi marks/embeddings/isolates, Mongolian vowel separator; C0/C1
+# controls other than the line/tab separators that splitlines()/split() handle; and the BMP
+# private-use area (icon-font glyphs such as a "\uf105" chevron are decoration, not text).
+_DELETE = re.compile(
+    "[\u200b-\u200f\u2060\ufeff\u00ad\u180e\u202a-\u202e\u2066-\u2069"
+    "\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ue000-\uf8ff]"
+)
+
+# Typographic variants that editors swap freely: a policy does not change because an apostrophe
+# became curly. French guillemets are punctuation in their own right and are kept.
+_PUNCTUATION = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u02bc", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f", '"'),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+    }
+)
+
+
+def _normalize_chars(text: str) -> str:
+    # Deletion first: a soft hyphen or ZWJ can otherwise block NFKC composition.
+    text = unicodedata.normalize("NFKC", _DELETE.sub("", text))
+    return text.translate(_PUNCTUATION)
+
+
+def normalize_text(text: str) -> str:
+    """Normalise text for comparison; works on extracted HTML text, PDF text or plain text.
+
+    NFKC, straight quotes, ASCII hyphens for all dashes, invisible characters removed, every run
+    of whitespace (including non-breaking spaces) collapsed to one space, lines stripped, runs of
+    blank lines collapsed to one, no leading/trailing blank lines, and a single final newline
+    (empty input gives ""). Idempotent.
+    """
+    lines = [" ".join(line.split()) for line in _normalize_chars(text).splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n" if out else ""
+
+
+# --- Element classes ----------------------------------------------------------------------------
+
+
+def _names(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Never rendered as text by a browser (or only as fallback), in any mode.
+_NEVER_TEXT = _names(
+    "head script style noscript template svg iframe object embed canvas video audio"
+)
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_LISTS = _names("ul ol menu dir")
+_PRE = _names("pre listing xmp plaintext")
+_CELLS = _names("td th")
+# Elements that start and end a line. Everything else (span, a, b, em, code, custom elements...)
+# is inline, as browsers treat unknown elements.
+_BLOCKS = (
+    _names(
+        """address article aside blockquote body center dd details dialog div dl dt fieldset
+        figcaption figure footer form header hgroup hr html legend li main nav p search section
+        summary option optgroup table thead tbody tfoot tr td th caption colgroup"""
+    )
+    | _LISTS
+    | _PRE
+    | frozenset(_HEADINGS)
+)
+
+# Default mode only: page furniture around the policy text.
+_BOILERPLATE_TAGS = _names("nav aside form dialog select textarea")
+_BOILERPLATE_ROLES = _names(
+    "navigation banner contentinfo complementary dialog alertdialog search menu menubar toolbar"
+)
+# header/footer inside these are a section's own header/footer (title, "last updated"), not the
+# site's banner: the HTML spec scopes them the same way.
+_SECTIONING = _names("article section main aside nav")
+_SECTIONING_ROLES = _names("main article region")
+_LANDMARKS = _names("main article")
+
+_HIDDEN_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.I)
+
+# Cookie/consent banners. A single word is not enough: Meta's privacy policy has sections with ids
+# like "18-LegalBasisInformationConsent", Google's has "footnote-cookies" and Twitter's chapter
+# titles use class "p04-chapter-intro-banner". So a consent word must come with a UI word
+# (cookie-banner, bandeau-cookies), or a second consent word (cookie-consent), or be the name of
+# a consent-management vendor used as an id/class (onetrust-banner-sdk, didomi-popup...).
+_CONSENT_WORDS = ("cookie", "consent", "gdpr", "rgpd")
+_UI_WORDS = _names(
+    """banner bar notice notification popup popin modal dialog overlay prompt wall toast layer
+    alert message bandeau banniere"""
+)
+_CMP_VENDORS = _names(
+    """onetrust optanon didomi cookiebot usercentrics truste trustarc axeptio tarteaucitron
+    iubenda quantcast osano termly cookieyes cookielaw"""
+)
+_CONSENT_HINT = re.compile(
+    "|".join(["cook", "consent", "gdpr", "rgpd", *sorted(_CMP_VENDORS)]), re.I
+)
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+# --- Facts about the tree, computed once ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Facts:
+    start: int  # pre-order position, so "is a inside b" is a range test, not a parent walk
+    role: str  # first token of the role attribute, lower case
+    heading: int  # 1-6 for h1-h6 and [role=heading], else 0
+    end: int = 0  # position of the last descendant
+    text_len: int = 0  # visible characters in the subtree (script etc. excluded)
+    has_main: bool = False  # self or a descendant is main / [role=main]
+    has_structure: bool = False  # a descendant heading or table: the table is for layout
+
+
+_FactsMap = dict[int, _Facts]
+
+
+def _role(tag: Tag) -> str:
+    role = tag.get("role")
+    return role.split()[0].lower() if isinstance(role, str) and role.split() else ""
+
+
+def _heading_level(tag: Tag, role: str) -> int:
+    if tag.name in _HEADINGS:
+        return _HEADINGS[tag.name]
+    if role == "heading":
+        return min(max(_int_attr(tag, "aria-level", 2), 1), 6)
+    return 0
+
+
+def _new_facts(tag: Tag, start: int) -> _Facts:
+    role = _role(tag)
+    main = tag.name == "main" or role == "main"
+    return _Facts(start=start, role=role, heading=_heading_level(tag, role), has_main=main)
+
+
+def _collect_facts(root: Tag, removed: set[int]) -> _FactsMap:
+    """Facts for every live element: not never-text, not inside a `remove` match."""
+    facts: _FactsMap = {}
+    counter = 0
+    stack: list[tuple[Tag, bool]] = [(root, False)]
+    while stack:
+        tag, done = stack.pop()
+        if not done:
+            facts[id(tag)] = _new_facts(tag, counter)
+            counter += 1
+            stack.append((tag, True))
+            stack.extend((child, False) for child in reversed(_live_children(tag, removed)))
+            continue
+        own = facts[id(tag)]
+        own.end = counter - 1
+        for child in tag.contents:
+            if type(child) is NavigableString:
+                own.text_len += len(child.strip())
+            elif isinstance(child, Tag) and id(child) in facts:
+                sub = facts[id(child)]
+                own.text_len += sub.text_len
+                own.has_main |= sub.has_main
+                own.has_structure |= sub.has_structure or bool(sub.heading)
+                own.has_structure |= child.name == "table"
+    return facts
+
+
+def _live_children(tag: Tag, removed: set[int]) -> list[Tag]:
+    return [
+        child
+        for child in tag.contents
+        if isinstance(child, Tag) and child.name not in _NEVER_TEXT and id(child) not in removed
+    ]
+
+
+def _inside(inner: _Facts, outer: _Facts) -> bool:
+    return outer.start < inner.start <= outer.end
+
+
+def _outermost(tags: Iterable[Tag], facts: _FactsMap) -> list[Tag]:
+    """Drop elements nested in an earlier one; `tags` must be in document order."""
+    kept: list[Tag] = []
+    for tag in tags:
+        if not kept or not _inside(facts[id(tag)], facts[id(kept[-1])]):
+            kept.append(tag)
+    return kept
+
+
+# --- Noise detection ----------------------------------------------------------------------------
+
+
+def _is_hidden(tag: Tag, *, aria: bool) -> bool:
+    hidden = tag.get("hidden")
+    # hidden="until-found" is collapsed-but-searchable content (accordions): real text.
+    if hidden is not None and str(hidden).strip().lower() != "until-found":
+        return True
+    if aria and str(tag.get("aria-hidden", "")).strip().lower() == "true":
+        return True
+    return bool(_HIDDEN_STYLE.search(str(tag.get("style", ""))))
+
+
+def _naming_attrs(tag: Tag) -> str:
+    values: list[str] = []
+    for name in ("id", "class", "aria-label", "data-testid"):
+        value = tag.get(name)
+        if isinstance(value, str):
+            values.append(value)
+        elif value:
+            values.extend(value)
+    return " ".join(values)
+
+
+def _words(attrs: str) -> list[str]:
+    # "CybotCookiebotDialog" -> cybot cookiebot dialog; accents dropped ("bannière").
+    text = unicodedata.normalize("NFKD", _CAMEL_BOUNDARY.sub(" ", attrs))
+    return _WORD.findall(text.encode("ascii", "ignore").decode().lower())
+
+
+def _is_consent_banner(tag: Tag) -> bool:
+    attrs = _naming_attrs(tag)
+    words = _words(attrs) if _CONSENT_HINT.search(attrs) else []
+    seen: set[str] = set()
+    ui = False
+    for word in words:
+        if word in _CMP_VENDORS:
+            return True
+        ui |= word in _UI_WORDS
+        for consent in _CONSENT_WORDS:
+            if word.startswith(consent):
+                seen.add(consent)
+                # Glued compounds: "cookiebanner", "cookiesbar", "cookieconsent".
+                rest = word[len(consent) :].removeprefix("s")
+                ui |= rest in _UI_WORDS
+                if rest.startswith(_CONSENT_WORDS):
+                    seen.add(rest)
+    return bool(seen) and (ui or len(seen) > 1)
+
+
+@dataclass(slots=True, frozen=True)
+class _Context:
+    in_section: bool = False  # inside article/section/main: header/footer belong to it
+    in_heading: bool = False  # a button here is an accordion title (WAI-ARIA pattern)
+    # Inside a link/button named by aria-label: its aria-hidden text is the visible rendition of
+    # that label (Meta's privacy policy links all look like this), not hidden text.
+    in_labelled_control: bool = False
+
+
+def _is_boilerplate(tag: Tag, role: str, ctx: _Context) -> bool:
+    name = tag.name
+    if name in _BOILERPLATE_TAGS or role in _BOILERPLATE_ROLES:
+        return True
+    if name in ("header", "footer"):
+        return not ctx.in_section
+    if name == "button" or role == "button":
+        return not ctx.in_heading and not tag.has_attr("aria-expanded")
+    if str(tag.get("aria-modal", "")).lower() == "true":
+        return True
+    return _is_hidden(tag, aria=not ctx.in_labelled_control) or _is_consent_banner(tag)
+
+
+def _child_context(tag: Tag, facts: _Facts, ctx: _Context) -> _Context:
+    new = _Context(
+        in_section=ctx.in_section or tag.name in _SECTIONING or facts.role in _SECTIONING_ROLES,
+        in_heading=ctx.in_heading or bool(facts.heading),
+        in_labelled_control=ctx.in_labelled_control or _is_labelled_control(tag, facts.role),
+    )
+    return ctx if new == ctx else new
+
+
+def _is_labelled_control(tag: Tag, role: str) -> bool:
+    control = tag.name in ("a", "button") or role in ("link", "button")
+    return control and bool(str(tag.get("aria-label", "")).strip())
+
+
+def _prune(root: Tag, facts: _FactsMap, *, boilerplate: bool) -> set[int]:
+    """Decide which descendants of `root` to drop: hidden ones, and page furniture if asked.
+
+    A heuristic never drops an element holding the main landmark or most of the text: when a
+    cookie dialog is open, Meta marks the whole page behind it aria-hidden, and ASP.NET wraps
+    whole pages in a <form>. Noise in the output is recoverable; a missing policy is not.
+    """
+    dropped: set[int] = set()
+    half = facts[id(root)].text_len / 2
+    stack = [(root, _child_context(root, facts[id(root)], _Context()))]
+    while stack:
+        tag, ctx = stack.pop()
+        for child in tag.contents:
+            sub = facts.get(id(child))
+            if sub is None or not isinstance(child, Tag):
+                continue
+            if boilerplate:
+                noisy = _is_boilerplate(child, sub.role, ctx)
+            else:
+                noisy = _is_hidden(child, aria=False)
+            if noisy and not sub.has_main and sub.text_len <= half:
+                dropped.add(id(child))
+            else:
+                stack.append((child, _child_context(child, sub, ctx)))
+    return dropped
+
+
+def _landmarks(root: Tag, facts: _FactsMap, dropped: set[int]) -> list[Tag]:
+    found: list[Tag] = []
+    stack: list[Tag] = [root]
+    while stack:
+        tag = stack.pop()
+        if tag is not root and (tag.name in _LANDMARKS or facts[id(tag)].role in _LANDMARKS):
+            found.append(tag)
+        stack.extend(
+            child
+            for child in reversed(tag.contents)
+            if isinstance(child, Tag) and id(child) in facts and id(child) not in dropped
+        )
+    return found
+
+
+def _choose_main(page: Tag, landmarks: list[Tag], facts: _FactsMap) -> Tag:
+    """main, else [role=main], else article: the first kind with exactly one real candidate.
+
+    A candidate must hold a quarter of the page's text, so an empty <main> shell or a teaser
+    <article> does not hide the policy; falling back to the whole page only costs some noise.
+    """
+    kinds = (
+        lambda tag: tag.name == "main",
+        lambda tag: facts[id(tag)].role == "main",
+        lambda tag: tag.name == "article" or facts[id(tag)].role == "article",
+    )
+    quarter = facts[id(page)].text_len / 4
+    for kind in kinds:
+        outer = _outermost((tag for tag in landmarks if kind(tag)), facts)
+        real = [tag for tag in outer if facts[id(tag)].text_len >= max(quarter, 1)]
+        if len(real) == 1:
+            return real[0]
+    return page
+
+
+# --- Rendering ----------------------------------------------------------------------------------
+
+_CELL = "\x1f"  # cell boundary inside a table row; stripped from page text beforehand
+
+
+class _Renderer:
+    """Walks content roots and emits one Markdown-like block per line."""
+
+    def __init__(self, facts: _FactsMap, dropped: set[int]) -> None:
+        self.blocks: list[str] = []
+        self._facts = facts
+        self._dropped = dropped
+        self._buf: list[str] = []
+        self._prefix = ""  # heading / list marker waiting for the block's first text
+        self._lists: list[list[int]] = []  # [ordered (0/1), next number] per open list
+        self._tables: list[bool] = []  # per open table: is it a data table?
+        self._atomic = 0  # >0 inside a heading or data-table row: blocks join with spaces
+        self._row = False
+        self._pre = 0
+        self._after_br = False
+        # Sibling links with no text between them (menus, link rows) are separated by CSS
+        # margins or flex gaps on screen; without a space their words would glue together.
+        self._after_link = False
+
+    def render(self, root: Tag) -> None:
+        stack: list[tuple[PageElement, bool]] = [(root, False)]
+        while stack:
+            node, closing = stack.pop()
+            if isinstance(node, Tag):
+                if closing:
+                    self._close(node)
+                elif id(node) in self._facts and id(node) not in self._dropped:
+                    self._open(node)
+                    stack.append((node, True))
+                    stack.extend((child, False) for child in reversed(node.contents))
+            elif type(node) is NavigableString:  # not comments, doctypes, CDATA...
+                self._text(str(node))
+        self._flush()
+
+    def _text(self, text: str) -> None:
+        text = text.replace(_CELL, " ")
+        self._after_link = False
+        if not text.isspace():
+            self._after_br = False
+        if not self._pre:
+            self._buf.append(text)
+            return
+        for i, line in enumerate(text.split("\n")):
+            if i:
+                self._flush()
+            self._buf.append(line)
+
+    def _open(self, tag: Tag) -> None:
+        name = tag.name
+        level = self._facts[id(tag)].heading
+        if name == "a" and self._after_link:
+            self._buf.append(" ")
+        if name == "br":
+            self._line_break()
+        elif level:
+            self._block()
+            if not self._atomic:
+                self._prefix = "#" * level + " "
+            self._atomic += 1
+        elif name == "li":
+            self._block()
+            self._prefix = "" if self._atomic else self._list_marker(tag)
+        elif name in _LISTS:
+            self._block()
+            self._lists.append([int(name == "ol"), _int_attr(tag, "start", 1)])
+        elif name == "table":
+            self._block()
+            self._tables.append(not self._facts[id(tag)].has_structure)
+        elif name == "tr" and self._tables and self._tables[-1] and not self._atomic:
+            self._block()
+            self._atomic += 1
+            self._row = True
+        elif name in _CELLS and self._row:
+            self._buf.append(_CELL)
+        elif name in _BLOCKS:
+            self._block()
+            self._pre += name in _PRE
+
+    def _close(self, tag: Tag) -> None:
+        name = tag.name
+        self._after_link = name == "a"
+        if self._facts[id(tag)].heading:
+            self._atomic -= 1
+            self._block()
+            self._prefix = ""
+        elif name == "li":
+            self._block()
+            self._prefix = ""
+        elif name in _LISTS:
+            self._block()
+            self._lists.pop()
+        elif name == "table":
+            self._block()
+            self._tables.pop()
+        elif name == "tr" and self._row and self._atomic == 1:
+            self._atomic -= 1
+            self._block()
+            self._row = False
+        elif name in _BLOCKS and not (name in _CELLS and self._row):
+            self._pre -= name in _PRE
+            self._block()
+
+    def _list_marker(self, li: Tag) -> str:
+        if not self._lists or not self._lists[-1][0]:
+            return "- "
+        current = self._lists[-1]
+        number = _int_attr(li, "value", current[1])
+        current[1] = number + 1
+        return f"{number}. "
+
+    def _line_break(self) -> None:
+        # One <br> is a soft break inside a paragraph; two in a row are a paragraph break.
+        if self._pre or self._after_br and not self._atomic:
+            self._flush()
+        else:
+            self._buf.append(" ")
+            self._after_br = True
+
+    def _block(self) -> None:
+        if self._atomic:
+            self._buf.append(" ")
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        raw = "".join(self._buf)
+        self._buf.clear()
+        self._after_br = self._after_link = False
+        if self._row:
+            cells = (_normalize_line(cell) for cell in raw.split(_CELL))
+            text = " | ".join(cell for cell in cells if cell)
+        else:
+            text = _normalize_line(raw)
+        if text:
+            self.blocks.append(self._prefix + text)
+            self._prefix = ""
+
+
+def _normalize_line(text: str) -> str:
+    return " ".join(_normalize_chars(text).split())
+
+
+def _int_attr(tag: Tag, name: str, default: int) -> int:
+    value = str(tag.get(name, "")).strip()
+    return int(value) if value.isdigit() and len(value) < 10 else default
+
+
+# --- Entry point --------------------------------------------------------------------------------
+
+
+def _parse(html: str) -> BeautifulSoup:
+    with warnings.catch_warnings():
+        # Saved pages often start with <?xml ...?> (Instagram) and tiny inputs look like URLs to
+        # bs4; both warnings are irrelevant here. (catch_warnings is process-global: at worst,
+        # concurrent calls leave these two bs4 warnings silenced.)
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        return BeautifulSoup(html, "lxml")
+
+
+def _selected_roots(soup: BeautifulSoup, select: list[str], facts: _FactsMap) -> list[Tag]:
+    # One selector list: soupsieve returns matches in document order, each once.
+    matches = [tag for tag in soup.select(", ".join(select)) if id(tag) in facts]
+    if not matches:
+        raise ExtractError(
+            f"no element matches the select selectors {select!r}", kind="selector-missing"
+        )
+    return _outermost(matches, facts)
+
+
+def extract(html: str, select: list[str] | None = None, remove: list[str] | None = None) -> str:
+    """Extract the normalised policy text of an HTML page.
+
+    `remove`: CSS selectors of elements to drop. `select`: CSS selectors of the elements holding
+    the policy, kept in document order, nested matches once; inside them only invisible elements
+    (hidden attribute, inline display:none / visibility:hidden) are dropped, since the
+    declaration already chose the content. Without `select`, page furniture is dropped (nav,
+    header, footer, aside, forms, buttons, dialogs, cookie banners, hidden and aria-hidden
+    elements) and the text comes from the single substantial main, [role=main] or article, else
+    from the whole page.
+
+    Raises ExtractError(kind="selector-missing") when `select` matches nothing and
+    ExtractError(kind="empty") when no text is left. A malformed selector raises
+    soupsieve.SelectorSyntaxError: a configuration error, not a page change.
+    """
+    soup = _parse(html)
+    # One selector list, one pass: soupsieve walks the whole tree on every call.
+    removed = {id(tag) for tag in soup.select(", ".join(remove))} if remove else set()
+    facts = _collect_facts(soup, removed)
+    if select:
+        roots = _selected_roots(soup, select, facts)
+        dropped: set[int] = set()
+        for root in roots:
+            dropped |= _prune(root, facts, boilerplate=False)
+    else:
+        # The whole document, not <body>: browsers show text that sits after </body> or
+        # </html>, which lxml leaves outside <body>. <head> is never-text anyway.
+        dropped = _prune(soup, facts, boilerplate=True)
+        roots = [_choose_main(soup, _landmarks(soup, facts, dropped), facts)]
+    renderer = _Renderer(facts, dropped)
+    for root in roots:
+        renderer.render(root)
+    # Blocks are already normalised one-liners, so this equals normalize_text() of the join.
+    text = "\n\n".join(renderer.blocks) + "\n" if renderer.blocks else ""
+    if not text:
+        where = f"the elements matching {select!r}" if select else "the page"
+        raise ExtractError(f"no text found in {where}", kind="empty")
+    return text
+
+
+# --- Other document types ---------------------------------------------------------------------
+
+
+def extract_pdf(data: bytes) -> str:
+    """Text of a PDF policy, one paragraph per line like the HTML output.
+
+    pypdf gives the text line by line as laid out on the page; lines are joined into paragraphs
+    at blank lines so that re-flowing the same words on a page does not look like a change.
+    """
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise ExtractError(f"the PDF could not be read: {exc}", kind="empty") from None
+    paragraphs: list[str] = []
+    for page_text in pages:
+        for chunk in re.split(r"\n\s*\n", page_text):
+            joined = " ".join(line.strip() for line in chunk.splitlines() if line.strip())
+            if joined:
+                paragraphs.append(joined)
+    text = normalize_text("\n\n".join(paragraphs))
+    if not text.strip():
+        raise ExtractError("the PDF holds no text (a scanned image?)", kind="empty")
+    return text
+
+
+def extract_document(
+    html: str,
+    raw: bytes | None,
+    content_type: str,
+    select: list[str] | None = None,
+    remove: list[str] | None = None,
+) -> str:
+    """Dispatch on what was fetched: a PDF's bytes, or a page's HTML."""
+    if raw is not None and "pdf" in content_type:
+        return extract_pdf(raw)
+    return extract(html, select, remove)
