@@ -30,6 +30,10 @@ def comparison_text(text: str, ignore: tuple[str, ...]) -> str:
     return "\n".join(line for line in lines if line) + "\n"
 
 
+def comparison_sha(text: str, document: Document) -> str:
+    return sha256_text(comparison_text(text, document.ignore))
+
+
 @dataclass(frozen=True)
 class Recorded:
     outcome: str
@@ -48,11 +52,16 @@ def record_text(
     run_id: int,
     document: Document,
     text: str,
-    raw_html: str | None,
+    raw: str | bytes | None,
     fetched_at: str,
+    suspect: bool = False,
 ) -> Recorded:
-    """Record one successfully extracted text; the caller records the fetch row with the result."""
-    compare_sha = sha256_text(comparison_text(text, document.ignore))
+    """Record one successfully extracted text; the caller records the fetch row with the result.
+
+    `suspect` marks a drastic change that was confirmed by a second fetch but may still be a
+    substituted page; alerts say so.
+    """
+    compare_sha = comparison_sha(text, document)
     row = store.document(document.key) or {}
     current_id = row.get("current_version_id")
     current = store.version(current_id) if current_id else None
@@ -68,7 +77,7 @@ def record_text(
 
     # Files before rows: a crash in between leaves an orphan file, never a dangling row.
     files = store.write_snapshot(
-        document.platform, document.id, snapshot_stamp(fetched_at), text, raw_html
+        document.platform, document.id, snapshot_stamp(fetched_at), text, raw
     )
     with store.transaction():
         version_id = store.add_version(
@@ -87,7 +96,9 @@ def record_text(
         if current is None:
             _set_current(store, document, version_id, fetched_at, changed=False)
             return Recorded("baseline", version_id)
-        change_id = _add_change(store, run_id, document, current, version_id, "new", fetched_at)
+        change_id = _add_change(
+            store, run_id, document, current, version_id, "new", fetched_at, suspect=suspect
+        )
         _set_current(store, document, version_id, fetched_at, changed=True)
     return Recorded("new", version_id, change_id, current.id)
 
@@ -100,11 +111,34 @@ def _record_revert(
     earlier: Version,
     fetched_at: str,
 ) -> Recorded:
+    """A flip back to a text seen before. The first time a pair of texts alternates it is
+    reported; later flips between the same texts are recorded but kept quiet, so a page that
+    A/B-tests twice a day does not alert every night."""
+    pair = {current.id, earlier.id}
+    earlier_flips = [
+        c for c in store.changes(document.key) if {c["from_version_id"], c["to_version_id"]} == pair
+    ]
+    quiet = any(c["kind"] == "revert" for c in earlier_flips)
+    variants = _variants(store, document.key, pair)
+    note = f"the page alternates between {variants} variants; back to the text first seen " \
+        f"{earlier.first_seen[:10]}"  # fmt: skip
     with store.transaction():
         store.touch_version(earlier.id, fetched_at)
-        change_id = _add_change(store, run_id, document, current, earlier.id, "revert", fetched_at)
+        change_id = _add_change(
+            store, run_id, document, current, earlier.id, "revert", fetched_at,
+            quiet=quiet, note=note,
+        )  # fmt: skip
         _set_current(store, document, earlier.id, fetched_at, changed=True)
     return Recorded("revert", earlier.id, change_id, current.id)
+
+
+def _variants(store: Store, key: str, pair: set[int]) -> int:
+    """How many distinct texts take part in this document's flips (at least the pair itself)."""
+    seen = set(pair)
+    for change in store.changes(key):
+        if change["kind"] == "revert":
+            seen |= {change["from_version_id"], change["to_version_id"]}
+    return len(seen)
 
 
 def _add_change(
@@ -115,6 +149,9 @@ def _add_change(
     to_version_id: int,
     kind: str,
     fetched_at: str,
+    suspect: bool = False,
+    quiet: bool = False,
+    note: str = "",
 ) -> int:
     new = store.version(to_version_id)
     analysis = analyse_change(current.text, new.text if new else "")
@@ -126,6 +163,9 @@ def _add_change(
             "from_version_id": current.id,
             "to_version_id": to_version_id,
             "kind": kind,
+            "suspect": int(suspect),
+            "quiet": int(quiet),
+            "note": note or None,
             **analysis,
         }
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -43,7 +45,8 @@ TRANSIENT = {"timeout", "connection", "http-5xx", "http-429"}
 # Error classes a FetchResult may carry; README's "Reading the results" explains each.
 ERROR_CLASSES = (
     "dns", "connection", "tls", "timeout", "http-4xx", "http-429", "http-5xx",
-    "not-html", "too-large", "selector-missing", "empty", "browser",
+    "not-html", "too-large", "redirected", "blocked", "suspect", "selector-missing", "empty",
+    "browser",
 )  # fmt: skip
 
 
@@ -56,11 +59,12 @@ class FetchResult:
     duration_ms: int = 0
     final_url: str = ""
     http_status: int | None = None
-    html: str | None = None
+    page: Page | None = None
     error_class: str | None = None
     message: str = ""
     attempts: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    relocated: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,10 +76,29 @@ def now_utc() -> str:
 
 
 class FetchFailure(Exception):
-    def __init__(self, error_class: str, message: str, status: int | None = None):
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.error_class = error_class
         self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass
+class Page:
+    """What a fetcher got: the page's HTML, or a PDF's bytes in `raw`."""
+
+    html: str
+    status: int | None
+    final_url: str
+    content_type: str
+    title: str = ""
+    raw: bytes | None = None
 
 
 def classify_status(status: int) -> str | None:
@@ -103,8 +126,8 @@ def classify_network_error(message: str) -> str:
 
 
 class Fetcher(Protocol):
-    async def fetch(self, document: Document) -> tuple[str, int | None, str]:
-        """Return (html, http status, final url) or raise FetchFailure."""
+    async def fetch(self, document: Document) -> Page:
+        """Return the page, or raise FetchFailure."""
         ...
 
     async def close(self) -> None: ...
@@ -200,60 +223,105 @@ class BrowserFetcher:
                 timezone_id=document.timezone,
                 user_agent=self.settings.user_agent or None,
                 extra_http_headers={"Accept-Language": document.locale},
+                accept_downloads=False,
             )
             await context.route("**/*", _block_heavy_resources)
             self._contexts[key] = context
         return await self._contexts[key].new_page()
 
-    async def fetch(self, document: Document) -> tuple[str, int | None, str]:
-        from playwright.async_api import Error as PlaywrightError
-
+    async def fetch(self, document: Document) -> Page:
         page = await self._page(document)
-        reusable = True
-        timeout_ms = document.timeout * 1000
+        reusable = False
         try:
-            try:
-                response = await page.goto(
-                    document.url, wait_until="domcontentloaded", timeout=timeout_ms
-                )
-            except PlaywrightError as exc:
-                reusable = False
-                message = str(exc).splitlines()[0]
-                raise FetchFailure(classify_network_error(message), message) from None
-            status = response.status if response is not None else None
-            if status is not None and classify_status(status):
-                raise FetchFailure(
-                    classify_status(status) or "", f"HTTP {status} {response.status_text}", status
-                )
-            content_type = (await response.header_value("content-type") or "") if response else ""
-            if content_type and "html" not in content_type and "xml" not in content_type:
-                raise FetchFailure("not-html", f"the server sent {content_type}", status)
-            # On a timeout, extraction decides: the selector may be missing or the text short.
-            with contextlib.suppress(PlaywrightError):
-                await page.wait_for_function(
-                    WAIT_FOR_TEXT,
-                    arg=[list(document.select), document.min_chars],
-                    polling=50,
-                    timeout=timeout_ms,
-                )
-            html = await page.content()
-            if len(html) > MAX_BYTES:
-                raise FetchFailure("too-large", f"page is {len(html):,} characters", status)
-            return html, status, page.url
+            result = await self._load(page, document)
+            reusable = True
+            return result
+        except FetchFailure as failure:
+            # An HTTP error page leaves the tab healthy; a network error or a hung script may not.
+            reusable = failure.error_class.startswith("http-") or failure.error_class == "not-html"
+            raise
         finally:
             await self._release(document, page, reusable)
+
+    async def _load(self, page: Any, document: Document) -> Page:
+        from playwright.async_api import Error as PlaywrightError
+
+        timeout_ms = document.timeout * 1000
+        try:
+            response = await page.goto(
+                document.url, wait_until="domcontentloaded", timeout=timeout_ms
+            )
+        except PlaywrightError as exc:
+            message = str(exc).splitlines()[0]
+            if "download is starting" in message.lower():
+                # Chromium downloads PDFs instead of showing them: ask for the bytes directly.
+                return await _request_document(page, document)
+            raise FetchFailure(classify_network_error(message), message) from None
+        status = response.status if response is not None else None
+        if status is not None and classify_status(status):
+            retry_after = await response.header_value("retry-after") if response else None
+            raise FetchFailure(
+                classify_status(status) or "",
+                f"HTTP {status} {response.status_text}",
+                status,
+                retry_after=parse_retry_after(retry_after),
+            )
+        content_type = (await response.header_value("content-type") or "") if response else ""
+        if is_pdf(content_type, document.url):
+            return await _request_document(page, document)
+        check_content_type(content_type, status)
+        # On a timeout, extraction decides: the selector may be missing or the text short.
+        with contextlib.suppress(PlaywrightError):
+            await page.wait_for_function(
+                WAIT_FOR_TEXT,
+                arg=[list(document.select), document.min_chars],
+                polling=50,
+                timeout=timeout_ms,
+            )
+        html = await page.content()
+        if len(html) > MAX_BYTES:
+            raise FetchFailure("too-large", f"page is {len(html):,} characters", status)
+        return Page(html, status, page.url, "text/html", title=await page.title())
 
     async def _release(self, document: Document, page: Any, reusable: bool) -> None:
         if reusable and not page.is_closed():
             self._idle.setdefault((document.locale, document.timezone), []).append(page)
-        else:
-            await page.close()
+            return
+        # A page whose script never settles may not even close politely: bound the wait.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(page.close(run_before_unload=False), timeout=5)
 
     async def close(self) -> None:
         if self._browser is not None:
-            await self._browser.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._browser.close(), timeout=15)
         if self._playwright is not None:
             await self._playwright.stop()
+
+
+async def _request_document(page: Any, document: Document) -> Page:
+    """Fetch a non-page document (a PDF policy) with the browser context's own HTTP client, so
+    cookies and headers match what the page would have had."""
+    from playwright.async_api import Error as PlaywrightError
+
+    try:
+        response = await page.context.request.get(
+            document.url, timeout=document.timeout * 1000, max_redirects=10
+        )
+    except PlaywrightError as exc:
+        message = str(exc).splitlines()[0]
+        raise FetchFailure(classify_network_error(message), message) from None
+    status = response.status
+    if classify_status(status):
+        raise FetchFailure(classify_status(status) or "", f"HTTP {status}", status)
+    body = await response.body()
+    if len(body) > MAX_BYTES:
+        raise FetchFailure("too-large", f"document is {len(body):,} bytes", status)
+    content_type = response.headers.get("content-type", "")
+    if not is_pdf(content_type, document.url):
+        check_content_type(content_type, status)
+        return Page(_decode(body, None), status, response.url, "text/html")
+    return Page("", status, response.url, "application/pdf", raw=body)
 
 
 async def _block_heavy_resources(route: Any) -> None:
@@ -272,7 +340,7 @@ class HttpFetcher:
             headers={"User-Agent": settings.user_agent or DEFAULT_USER_AGENT},
         )
 
-    async def fetch(self, document: Document) -> tuple[str, int | None, str]:
+    async def fetch(self, document: Document) -> Page:
         headers = {"Accept-Language": document.locale}
         try:
             async with self.client.stream(
@@ -281,12 +349,21 @@ class HttpFetcher:
                 status = response.status_code
                 error = classify_status(status)
                 if error:
-                    raise FetchFailure(error, f"HTTP {status} {response.reason_phrase}", status)
+                    raise FetchFailure(
+                        error,
+                        f"HTTP {status} {response.reason_phrase}",
+                        status,
+                        retry_after=parse_retry_after(response.headers.get("retry-after")),
+                    )
                 content_type = response.headers.get("content-type", "")
-                if content_type and "html" not in content_type and "xml" not in content_type:
-                    raise FetchFailure("not-html", f"the server sent {content_type}", status)
+                pdf = is_pdf(content_type, document.url)
+                if not pdf:
+                    check_content_type(content_type, status)
                 body = await _read_capped(response)
-                return _decode(body, response.encoding), status, str(response.url)
+                final_url = str(response.url)
+                if pdf:
+                    return Page("", status, final_url, "application/pdf", raw=body)
+                return Page(_decode(body, response.encoding), status, final_url, "text/html")
         except httpx.HTTPError as exc:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise FetchFailure(classify_network_error(message), message) from None
@@ -309,6 +386,33 @@ async def _read_capped(response: httpx.Response) -> bytes:
 def _decode(body: bytes, encoding: str | None) -> str:
     # Invalid bytes become U+FFFD rather than failing the fetch: the text is still comparable.
     return body.decode(encoding or "utf-8", errors="replace")
+
+
+def is_pdf(content_type: str, url: str) -> bool:
+    return "pdf" in content_type.lower() or (
+        not content_type and urlsplit(url).path.lower().endswith(".pdf")
+    )
+
+
+def check_content_type(content_type: str, status: int | None) -> None:
+    lowered = content_type.lower()
+    if lowered and "html" not in lowered and "xml" not in lowered and "text/plain" not in lowered:
+        raise FetchFailure("not-html", f"the server sent {content_type}, not a page", status)
+
+
+def parse_retry_after(value: str | None, cap: float = 60.0) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped so one
+    rate-limited host cannot stall the night."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), cap)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min((when - datetime.now(UTC)).total_seconds(), cap))
 
 
 FETCHERS: dict[str, Callable[[Settings], Fetcher]] = {
@@ -349,7 +453,11 @@ class FetchPool:
                 failure = await self._attempt(document, result)
             if failure is None or failure.error_class not in TRANSIENT or attempt > self.retries:
                 break
-            await asyncio.sleep(self.backoff * attempt)
+            # Honour the server's Retry-After, but never beyond this document's own budget.
+            wait = (
+                failure.retry_after if failure.retry_after is not None else self.backoff * attempt
+            )
+            await asyncio.sleep(min(wait, document.timeout))
         result.duration_ms = round((time.perf_counter() - started) * 1000)
         return result
 
@@ -357,9 +465,8 @@ class FetchPool:
         fetcher = self._fetcher(document.render)
         try:
             # The document's own budget bounds everything, navigation and waiting together.
-            html, status, final_url = await asyncio.wait_for(
-                fetcher.fetch(document), timeout=document.timeout + 5
-            )
+            page = await asyncio.wait_for(fetcher.fetch(document), timeout=document.timeout + 5)
+            check_redirect(document.url, page.final_url, page.status)
         except FetchFailure as failure:
             result.error_class, result.message = failure.error_class, str(failure)
             result.http_status = failure.status
@@ -368,7 +475,7 @@ class FetchPool:
             budget = FetchFailure("timeout", f"no answer within {document.timeout:g} s")
             result.error_class, result.message = budget.error_class, str(budget)
             return budget
-        result.html, result.http_status, result.final_url = html, status, final_url
+        result.page, result.http_status, result.final_url = page, page.status, page.final_url
         result.error_class, result.message = None, ""
         return None
 
@@ -377,4 +484,22 @@ class FetchPool:
             await fetcher.close()
 
 
-FetchCallback = Callable[[FetchResult], Awaitable[None]]
+LOGIN_PATH = re.compile(r"/(login|log-in|signin|sign-in|sign_in|auth|checkpoint|accounts/login)\b")
+
+
+def site_of(url: str) -> str:
+    """The last two labels of the host: www.facebook.com and m.facebook.com are one site.
+    (Without a public-suffix list, example.co.uk counts as co.uk; the check only warns on
+    a move between sites, so that errs towards silence, never towards a false version.)"""
+    host = (urlsplit(url).hostname or "").lower()
+    return ".".join(host.split(".")[-2:])
+
+
+def check_redirect(url: str, final_url: str, status: int | None) -> None:
+    """A redirect to a login page or to another site is not the policy: refuse it."""
+    if not final_url or final_url == url:
+        return
+    if LOGIN_PATH.search(urlsplit(final_url).path.lower()):
+        raise FetchFailure("blocked", f"redirected to a login page: {final_url}", status)
+    if site_of(final_url) != site_of(url):
+        raise FetchFailure("redirected", f"redirected to another site: {final_url}", status)

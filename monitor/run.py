@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.changes import Recorded, record_text
-from monitor.extract import ExtractError, extract
+from monitor.changes import Recorded, comparison_sha, record_text
+from monitor.extract import ExtractError, extract_document
 from monitor.fetch import FetchPool, FetchResult, now_utc
+from monitor.guard import GuardError, check_text, compare
+from monitor.relocate import relocate
 from monitor.store import Store
 from monitor.watchlist import Document, Watchlist
 
@@ -133,6 +135,7 @@ def run_nightly(
     """One nightly pass over the watchlist (or one platform of it); raises RunLocked."""
     with run_lock(home):
         store = Store(home)
+        store.recover(now_utc())
         try:
             return asyncio.run(_run(watchlist, store, only, progress))
         finally:
@@ -193,28 +196,88 @@ def _register(store: Store, watchlist: Watchlist, document: Document) -> None:
 async def _process(
     store: Store, pool: FetchPool, run_id: int, document: Document
 ) -> DocumentOutcome:
+    previous = _current_text(store, document)
     result = await pool.fetch(document)
     outcome = DocumentOutcome(document, result)
-    text = None
-    if result.ok and result.html is not None:
-        started = time.perf_counter()
-        try:
-            text = await asyncio.to_thread(_extract, document, result.html)
-        except ExtractError as exc:
-            result.error_class, result.message = exc.kind, str(exc)
-        outcome.extract_ms = round((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    text = await _checked_text(document, result, previous)
+    suspect = False
+    if (
+        text is not None
+        and previous is not None
+        and _is_suspicious(store, document, previous, text)
+    ):
+        # Believe a drastic change only if a second look shows it again.
+        result.notes.append("suspicious change: fetched again to confirm")
+        again = await pool.fetch(document)
+        again.attempts += result.attempts
+        again.notes = [*result.notes, *again.notes]
+        outcome.fetch = result = again
+        text = await _checked_text(document, result, previous)
+        suspect = text is not None and _is_suspicious(store, document, previous, text)
+    outcome.extract_ms = round((time.perf_counter() - started) * 1000)
     started = time.perf_counter()
     if text is not None:
+        raw = result.page.raw if result.page and result.page.raw else None
         outcome.recorded = record_text(
-            store, run_id, document, text, result.html, result.started_at
+            store,
+            run_id,
+            document,
+            text,
+            raw if raw is not None else (result.page.html if result.page else None),
+            result.started_at,
+            suspect=suspect,
         )
     _record_fetch(store, run_id, outcome)
     outcome.store_ms = round((time.perf_counter() - started) * 1000)
     return outcome
 
 
-def _extract(document: Document, html: str) -> str:
-    text = extract(html, list(document.select) or None, list(document.remove) or None)
+def _current_text(store: Store, document: Document) -> str | None:
+    row = store.document(document.key) or {}
+    version = store.version(row["current_version_id"]) if row.get("current_version_id") else None
+    return version.text if version else None
+
+
+def _is_suspicious(store: Store, document: Document, previous: str, text: str) -> bool:
+    if text == previous or store.find_version(document.key, comparison_sha(text, document)):
+        return False  # unchanged, or a text seen before (a flip): nothing new to doubt
+    return compare(previous, text).suspicious
+
+
+async def _checked_text(
+    document: Document, result: FetchResult, previous: str | None
+) -> str | None:
+    """The policy text of a fetched page, or None with the failure set on `result`."""
+    if not result.ok or result.page is None:
+        return None
+    try:
+        text = await asyncio.to_thread(_extract, document, result, previous)
+        check_text(text, result.page.title, previous)
+        return text
+    except (ExtractError, GuardError) as exc:
+        result.error_class, result.message = exc.kind, str(exc)
+        return None
+
+
+def _extract(document: Document, result: FetchResult, previous: str | None) -> str:
+    assert result.page is not None
+    page = result.page
+    select, remove = list(document.select) or None, list(document.remove) or None
+    try:
+        text = extract_document(page.html, page.raw, page.content_type, select, remove)
+    except ExtractError as exc:
+        if exc.kind != "selector-missing" or previous is None:
+            raise
+        found = relocate(page.html, previous, remove)
+        if found is None:
+            raise
+        result.relocated = found.selector
+        result.notes.append(
+            f"relocated: {', '.join(document.select)} matched nothing; the text was found at "
+            f"{found.selector!r} (similarity {found.similarity:.0%}); update the watchlist"
+        )
+        text = found.text
     body = "".join(line for line in text.splitlines() if not line.startswith("#"))
     if len(body.strip()) < document.min_chars:
         raise ExtractError(
@@ -247,6 +310,9 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
                 "locale": document.locale,
                 "timezone": document.timezone,
                 "attempts": result.attempts,
+                "title": result.page.title if result.page else None,
+                "relocated": result.relocated,
+                "notes": "\n".join(result.notes) or None,
                 "version_id": recorded.version_id if recorded else None,
                 "change_id": recorded.change_id if recorded else None,
             }
@@ -254,7 +320,8 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
         status: dict[str, Any] = {"key": document.key, "last_checked": finished}
         if result.ok:
             status.update(status="ok", failing_since=None, consecutive_failures=0,
-                          last_error_class=None, last_error=None)  # fmt: skip
+                          last_error_class=None, last_error=None,
+                          proposed_selector=result.relocated)  # fmt: skip
         else:
             status.update(
                 status="failing",

@@ -38,7 +38,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "url": str, "render": str, "first_checked": str, "last_checked": str,
             "last_changed": str, "current_version_id": int, "status": str,
             "failing_since": str, "consecutive_failures": int, "last_error_class": str,
-            "last_error": str,
+            "last_error": str, "proposed_selector": str,
         },
         "pk": "key",
     },
@@ -54,7 +54,7 @@ TABLES: dict[str, dict[str, Any]] = {
         "columns": {
             "id": int, "document_key": str, "run_id": int, "detected_at": str,
             "from_version_id": int, "to_version_id": int, "kind": str, "summary": str,
-            "diff": str, "flags": str,
+            "diff": str, "flags": str, "suspect": int, "quiet": int, "note": str,
         },
         "pk": "id",
     },
@@ -64,7 +64,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "duration_ms": int, "url": str, "final_url": str, "http_status": int,
             "outcome": str, "error_class": str, "message": str, "renderer": str,
             "locale": str, "timezone": str, "attempts": int, "version_id": int,
-            "change_id": int,
+            "change_id": int, "title": str, "relocated": str, "notes": str,
         },
         "pk": "id",
     },
@@ -140,9 +140,17 @@ class Store:
     def _migrate(self) -> None:
         with self.db.conn:
             for name, spec in TABLES.items():
-                self.db.table(name).create(spec["columns"], pk=spec["pk"], if_not_exists=True)
-            for table, columns in INDEXES:
-                self.db.table(table).create_index(columns, if_not_exists=True)
+                table = self.db.table(name)
+                if not table.exists():
+                    table.create(spec["columns"], pk=spec["pk"])
+                    continue
+                # Newer versions add columns; existing rows keep their values untouched.
+                have = table.columns_dict
+                for column, kind in spec["columns"].items():
+                    if column not in have:
+                        table.add_column(column, kind)
+            for table_name, columns in INDEXES:
+                self.db.table(table_name).create_index(columns, if_not_exists=True)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if not self.db.table("versions").detect_fts():
             self.db.table("versions").enable_fts(["text"], create_triggers=True, tokenize="porter")
@@ -159,6 +167,19 @@ class Store:
     def transaction(self) -> Iterator[None]:
         with self.db.conn:
             yield
+
+    def recover(self, finished_at: str) -> int:
+        """After a crash: mark runs that never finished, and remove half-written temporary files
+        (never a snapshot: those only appear under their final name once complete). Call only
+        while holding the run lock."""
+        for partial in self.snapshots.rglob(".tmp-*"):
+            partial.unlink(missing_ok=True)
+        with self.transaction():
+            cursor = self.db.execute(
+                "update runs set status = 'interrupted', finished_at = ? where status = 'running'",
+                [finished_at],
+            )
+        return cursor.rowcount
 
     # runs -----------------------------------------------------------------------------------
     def start_run(self, started_at: str, only: str | None) -> int:
@@ -214,7 +235,7 @@ class Store:
         return [_version(row) for row in rows]
 
     def write_snapshot(
-        self, platform: str, document: str, stamp: str, text: str, raw: str | None
+        self, platform: str, document: str, stamp: str, text: str, raw: str | bytes | None
     ) -> dict[str, str]:
         """Files first, rows after: a crash between leaves an unreferenced file, never a row
         pointing at a missing one."""
@@ -228,8 +249,11 @@ class Store:
             "raw_sha256": "",
         }
         if raw is not None:
-            raw_bytes = gzip.compress(raw.encode("utf-8"), compresslevel=6, mtime=0)
-            raw_path = write_new_file(folder, text_path.stem, ".html.gz", raw_bytes)
+            # A str is the page's HTML; bytes are a document served as such (a PDF policy).
+            data, suffix = (raw.encode("utf-8"), ".html.gz") if isinstance(raw, str) \
+                else (raw, ".pdf.gz")  # fmt: skip
+            raw_bytes = gzip.compress(data, compresslevel=6, mtime=0)
+            raw_path = write_new_file(folder, text_path.stem, suffix, raw_bytes)
             files["raw_path"] = str(raw_path.relative_to(self.home))
             files["raw_sha256"] = sha256_bytes(raw_bytes)
         return files

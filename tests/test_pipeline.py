@@ -156,17 +156,24 @@ def test_locale_and_time_zone_are_pinned_and_recorded(server: PageServer, tmp_pa
 
 
 def test_real_noise_pairs_record_no_change(server: PageServer, tmp_path: Path) -> None:
-    pairs = sorted((FIXTURES / "html" / "noise-pairs").glob("*"))
-    assert pairs, "noise-pair fixtures are missing"
-    documents = {pair.name: {"url": server.url(f"/{pair.name}")} for pair in pairs}
+    """Real back-to-back snapshots whose HTML differs but whose policy text does not."""
+    html = FIXTURES / "html"
+    pairs = {
+        "x-tos": sorted((html / "noise-pairs" / "x-twitter-terms-of-service").glob("*.html.gz")),
+        "youtube-privacy": sorted((html / "youtube-privacy-policy").glob("*.html.gz")),
+    }
+    assert all(len(files) == 2 for files in pairs.values()), "noise-pair fixtures are missing"
+    documents = {name: {"url": server.url(f"/{name}")} for name in pairs}
     make_watchlist(tmp_path, documents, settings={"min_chars": 200})
     for night_index in range(2):
-        for pair in pairs:
-            snapshot = sorted(pair.glob("*.html*"))[night_index]
-            server.page(f"/{pair.name}", read_fixture_md(snapshot))
+        for name, files in pairs.items():
+            server.page(f"/{name}", read_fixture_md(files[night_index]))
         summary = night(tmp_path)
         assert summary["failures"] == []
         assert summary["changes"] == []
+    for name in pairs:
+        [version] = Store(tmp_path).versions(f"example/{name}")
+        assert len(version.text) > 5000
 
 
 def test_replaying_real_versions_night_by_night(server: PageServer, tmp_path: Path) -> None:
