@@ -602,26 +602,42 @@ def extract(html: str, select: list[str] | None = None, remove: list[str] | None
 # --- Other document types ---------------------------------------------------------------------
 
 
+_PDF_PARAGRAPH_END = re.compile(r"[.!?:;]['\")\]]*$")
+# A line this short that does not end a sentence is a heading or a list label, not wrapped text.
+_PDF_SHORT_LINE = 60
+
+
 def extract_pdf(data: bytes) -> str:
     """Text of a PDF policy, one paragraph per line like the HTML output.
 
-    pypdf gives the text line by line as laid out on the page; lines are joined into paragraphs
-    at blank lines so that re-flowing the same words on a page does not look like a change.
+    pypdf gives the text line by line as laid out on the page. Wrapped lines are joined back
+    into paragraphs (a paragraph ends at a sentence end or a short heading-like line), so that
+    re-flowing the same words does not look like a change.
     """
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
+        lines = [
+            line.strip()
+            for page in reader.pages
+            for line in (page.extract_text() or "").splitlines()
+            if line.strip()
+        ]
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise ExtractError(f"the PDF could not be read: {exc}", kind="empty") from None
     paragraphs: list[str] = []
-    for page_text in pages:
-        for chunk in re.split(r"\n\s*\n", page_text):
-            joined = " ".join(line.strip() for line in chunk.splitlines() if line.strip())
-            if joined:
-                paragraphs.append(joined)
+    current: list[str] = []
+    for line in lines:
+        current.append(line)
+        if _PDF_PARAGRAPH_END.search(line) or (
+            len(line) < _PDF_SHORT_LINE and not line.endswith((",", "-", "and", "or"))
+        ):
+            paragraphs.append(" ".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current))
     text = normalize_text("\n\n".join(paragraphs))
     if not text.strip():
         raise ExtractError("the PDF holds no text (a scanned image?)", kind="empty")

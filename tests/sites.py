@@ -29,10 +29,11 @@ class Route:
 
 
 class PageServer:
-    """Serves `routes[path]`; unknown paths are 404. Counts hits so tests can check politeness."""
+    """Serves `routes[path]`; unknown paths are 404. A list of routes is served in turn, its last
+    one from then on (a page that fails first and recovers). Counts hits per path."""
 
     def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
+        self.routes: dict[str, Route | list[Route]] = {}
         self.hits: dict[str, int] = {}
         server = self
 
@@ -41,6 +42,8 @@ class PageServer:
                 path = self.path.split("?")[0]
                 server.hits[path] = server.hits.get(path, 0) + 1
                 route = server.routes.get(path)
+                if isinstance(route, list):
+                    route = route.pop(0) if len(route) > 1 else route[0]
                 if route is None:
                     self.send_error(404, "Not Found")
                     return
@@ -119,3 +122,38 @@ def policy_page(markdown_text: str, rng: random.Random | None = None, js: bool =
 <form action="/search"><input type="hidden" name="csrf" value="{token}"><input name="q"></form>
 <footer>Page generated {stamp} - request {token[:8]}</footer>
 </body></html>"""
+
+
+def make_pdf(lines: list[str]) -> bytes:
+    """A small valid PDF whose page shows `lines` (Helvetica), with a correct xref table."""
+
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    ops = ["BT /F1 11 Tf 14 TL 50 780 Td"]
+    for line in lines:
+        ops.append(f"({esc(line)}) Tj T*" if line else "T*")
+    ops.append("ET")
+    stream = "\n".join(ops).encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
