@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soupsieve
 import yaml
 
 RENDER_MODES = ("browser", "http")
@@ -51,7 +52,9 @@ class Document:
 class Reviewer:
     id: str
     name: str
-    notify: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()  # Apprise URLs, or:
+    notify_config: str = ""  # an Apprise YAML config file (docs/notify.md)
+    notify_tags: tuple[str, ...] = ()  # ... of whose URLs those with any of these tags
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Settings:
     timeout: float = 30.0
     min_chars: int = 200
     failure_alert_after: int = 2
+    attach_change_pages: bool = False
 
 
 @dataclass
@@ -108,10 +112,15 @@ SETTINGS_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "timeout": ((int, float), "seconds allowed per document"),
     "min_chars": (int, "texts shorter than this are failures"),
     "failure_alert_after": (int, "consecutive failed runs before the admin is alerted"),
+    "attach_change_pages": (bool, "attach each change's page to e-mail digests"),
 }
 REVIEWER_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "display name"),
-    "notify": ((list, str), "Apprise URLs"),
+    "notify": ((list, str, dict), "Apprise URLs, or {config: FILE, tags: [...]}"),
+}
+NOTIFY_CONFIG_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "config": (str, "Apprise YAML configuration file"),
+    "tags": ((str, list), "use the file's URLs that carry any of these tags"),
 }
 PLATFORM_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "display name"),
@@ -176,8 +185,8 @@ class _Checker:
                 continue
             value = yaml.safe_load(yaml.serialize(value_node))
             expected, _ = schema[key]
-            if isinstance(value, bool) or not isinstance(value, expected):
-                names = expected if isinstance(expected, tuple) else (expected,)
+            names = expected if isinstance(expected, tuple) else (expected,)
+            if (isinstance(value, bool) and bool not in names) or not isinstance(value, expected):
                 wanted = " or ".join(t.__name__ for t in names)
                 self.error(value_node, f"{where}.{key}", f"expected {wanted}, got {value!r}")
                 continue
@@ -254,8 +263,25 @@ def _reviewers(check: _Checker, entry: tuple[yaml.Node, yaml.Node] | None) -> di
         return reviewers
     for rid, (_, node) in check.mapping(entry[1], "reviewers").items():
         values = check.fields(node, f"reviewers.{rid}", REVIEWER_KEYS)
-        reviewers[rid] = Reviewer(rid, values.get("name", rid), _strings(values.get("notify")))
+        notify = values.get("notify")
+        if isinstance(notify, dict):
+            reviewers[rid] = _config_reviewer(check, rid, values.get("name", rid), node)
+            continue
+        reviewers[rid] = Reviewer(rid, values.get("name", rid), _strings(notify))
     return reviewers
+
+
+def _config_reviewer(check: _Checker, rid: str, name: str, node: yaml.Node) -> Reviewer:
+    """`notify: {config: FILE, tags: [...]}`; a relative FILE is next to the watchlist."""
+    notify_node = next(value for key, value in node.value if key.value == "notify")
+    where = f"reviewers.{rid}.notify"
+    values = check.fields(notify_node, where, NOTIFY_CONFIG_KEYS)
+    config = ""
+    if "config" not in values:
+        check.error(notify_node, f"{where}.config", "missing: the Apprise configuration file")
+    else:
+        config = str(check.path.parent / values["config"])  # an absolute path stays as it is
+    return Reviewer(rid, name, (), config, _strings(values.get("tags")))
 
 
 def _platforms(
@@ -298,6 +324,15 @@ def _documents(
         render = values.get("render", "browser")
         if render not in RENDER_MODES:
             check.error(doc_node, f"{where}.render", f"must be browser or http, got {render!r}")
+        for key in ("select", "remove"):
+            for selector in _strings(values.get(key)):
+                try:
+                    soupsieve.compile(selector)
+                except soupsieve.SelectorSyntaxError as exc:
+                    message = str(exc).splitlines()[0]
+                    check.error(
+                        doc_node, f"{where}.{key}", f"bad CSS selector {selector!r}: {message}"
+                    )
         for pattern in _strings(values.get("ignore")):
             try:
                 re.compile(pattern)

@@ -117,8 +117,10 @@ def test_wrong_types_and_values(tmp_path: Path) -> None:
         tmp_path,
         VALID.replace("  admin: web", "  admin: web\n  concurrency: many")
         .replace("        url: http://127.0.0.1:9/terms",
-                 "        url: ftp://x.gov/t\n        render: pdf\n        ignore: ['(']"),
+                 "        url: ftp://x.gov/t\n        render: pdf\n        ignore: ['(']\n"
+                 "        select: 'div[role=main'"),
     )  # fmt: skip
+    assert "bad CSS selector 'div[role=main'" in text
     assert "settings.concurrency: expected int" in text
     assert "not an http(s) URL" in text and "must be browser or http" in text
     assert "bad regular expression" in text
