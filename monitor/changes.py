@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ def record_text(
     raw: str | bytes | None,
     fetched_at: str,
     suspect: bool = False,
+    seconds: dict[str, float] | None = None,
 ) -> Recorded:
     """Record one successfully extracted text; the caller records the fetch row with the result.
 
@@ -73,7 +75,7 @@ def record_text(
 
     earlier = store.find_version(document.key, compare_sha)
     if earlier is not None and current is not None:
-        return _record_revert(store, run_id, document, current, earlier, fetched_at)
+        return _record_revert(store, run_id, document, current, earlier, fetched_at, seconds)
 
     # Files before rows: a crash in between leaves an orphan file, never a dangling row.
     files = store.write_snapshot(
@@ -97,8 +99,9 @@ def record_text(
             _set_current(store, document, version_id, fetched_at, changed=False)
             return Recorded("baseline", version_id)
         change_id = _add_change(
-            store, run_id, document, current, version_id, "new", fetched_at, suspect=suspect
-        )
+            store, run_id, document, current, version_id, "new", fetched_at,
+            suspect=suspect, seconds=seconds,
+        )  # fmt: skip
         _set_current(store, document, version_id, fetched_at, changed=True)
     return Recorded("new", version_id, change_id, current.id)
 
@@ -110,6 +113,7 @@ def _record_revert(
     current: Version,
     earlier: Version,
     fetched_at: str,
+    seconds: dict[str, float] | None = None,
 ) -> Recorded:
     """A flip back to a text seen before. The first time a pair of texts alternates it is
     reported; later flips between the same texts are recorded but kept quiet, so a page that
@@ -126,7 +130,7 @@ def _record_revert(
         store.touch_version(earlier.id, fetched_at)
         change_id = _add_change(
             store, run_id, document, current, earlier.id, "revert", fetched_at,
-            quiet=quiet, note=note,
+            quiet=quiet, note=note, seconds=seconds,
         )  # fmt: skip
         _set_current(store, document, earlier.id, fetched_at, changed=True)
     return Recorded("revert", earlier.id, change_id, current.id)
@@ -152,9 +156,10 @@ def _add_change(
     suspect: bool = False,
     quiet: bool = False,
     note: str = "",
+    seconds: dict[str, float] | None = None,
 ) -> int:
     new = store.version(to_version_id)
-    analysis = analyse_change(current.text, new.text if new else "")
+    analysis = analyse_change(current.text, new.text if new else "", seconds)
     return store.add_change(
         {
             "document_key": document.key,
@@ -171,14 +176,21 @@ def _add_change(
     )
 
 
-def analyse_change(old: str, new: str) -> dict[str, Any]:
+def analyse_change(old: str, new: str, seconds: dict[str, float] | None = None) -> dict[str, Any]:
     """The diff, its summary and the flagged clauses it touches, computed once and stored with
-    the change, so reports and alerts never recompute them or disagree."""
+    the change, so reports and alerts never recompute them or disagree. Time spent per stage is
+    added to `seconds` for the run's statistics."""
+    started = time.perf_counter()
     diff = diff_texts(old, new)
+    diffed = time.perf_counter()
+    flags = change_flags(old, new)
+    if seconds is not None:
+        seconds["diff"] = seconds.get("diff", 0.0) + diffed - started
+        seconds["flag"] = seconds.get("flag", 0.0) + time.perf_counter() - diffed
     return {
         "summary": json.dumps(diff["summary"]),
         "diff": json.dumps(diff),
-        "flags": json.dumps(change_flags(old, new)),
+        "flags": json.dumps(flags),
     }
 
 

@@ -21,7 +21,9 @@ from monitor.changes import Recorded, comparison_sha, record_text
 from monitor.extract import ExtractError, extract_document
 from monitor.fetch import FetchPool, FetchResult, now_utc
 from monitor.guard import GuardError, check_text, compare
+from monitor.notify import notify_after_run
 from monitor.relocate import relocate
+from monitor.report import update_after_run
 from monitor.store import Store
 from monitor.watchlist import Document, Watchlist
 
@@ -120,6 +122,7 @@ class RunSummary:
                 }
                 for o in self.failures
             ],
+            "stats": self.stats,
         }
 
 
@@ -148,6 +151,7 @@ async def _run(
     started = time.perf_counter()
     run_id = store.start_run(now_utc(), only)
     summary = RunSummary(run_id)
+    stage_seconds: dict[str, float] = {}
     pool = FetchPool(watchlist.settings)
     documents = list(watchlist.documents(only))
     for document in documents:
@@ -155,7 +159,7 @@ async def _run(
     try:
 
         async def one(document: Document) -> None:
-            outcome = await _process(store, pool, run_id, document)
+            outcome = await _process(store, pool, run_id, document, stage_seconds)
             summary.outcomes.append(outcome)
             if progress:
                 progress(outcome)
@@ -169,9 +173,19 @@ async def _run(
         "launch_seconds": round(pool.launch_seconds, 3),
         "fetch_seconds": round(sum(o.fetch.duration_ms for o in summary.outcomes) / 1000, 3),
         "extract_seconds": round(sum(o.extract_ms for o in summary.outcomes) / 1000, 3),
-        "store_seconds": round(sum(o.store_ms for o in summary.outcomes) / 1000, 3),
+        "store_seconds": round(
+            sum(o.store_ms for o in summary.outcomes) / 1000
+            - stage_seconds.get("diff", 0)
+            - stage_seconds.get("flag", 0),
+            3,
+        ),
+        "diff_seconds": round(stage_seconds.get("diff", 0), 3),
+        "flag_seconds": round(stage_seconds.get("flag", 0), 3),
     }
     store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
+    update_after_run(store, run_id)  # before alerts, which link to the report's pages
+    # After the records are final; never raises, and what it cannot deliver stays pending.
+    notify_after_run(watchlist, store, run_id)
     return summary
 
 
@@ -194,7 +208,11 @@ def _register(store: Store, watchlist: Watchlist, document: Document) -> None:
 
 
 async def _process(
-    store: Store, pool: FetchPool, run_id: int, document: Document
+    store: Store,
+    pool: FetchPool,
+    run_id: int,
+    document: Document,
+    stage_seconds: dict[str, float],
 ) -> DocumentOutcome:
     previous = _current_text(store, document)
     result = await pool.fetch(document)
@@ -227,6 +245,7 @@ async def _process(
             raw if raw is not None else (result.page.html if result.page else None),
             result.started_at,
             suspect=suspect,
+            seconds=stage_seconds,
         )
     _record_fetch(store, run_id, outcome)
     outcome.store_ms = round((time.perf_counter() - started) * 1000)

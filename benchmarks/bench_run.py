@@ -1,0 +1,291 @@
+"""Benchmark of the nightly run against a local site built from real policy texts.
+
+    python benchmarks/bench_run.py                 # N = 40 (a quarter JavaScript-rendered)
+    python benchmarks/bench_run.py --n 200
+    python benchmarks/bench_run.py --n 1000 --http # reduced mode: plain-HTTP pages
+
+For each N it prints, per run (cold = first run, warm = nothing changed, changed = 5 documents
+edited, sequential = warm with concurrency 1): wall time, documents per second, time per stage,
+peak memory of the whole process tree (Python + Chromium, summed PSS from /proc, sampled every
+50 ms), and the bytes the database and snapshots grew by. It also prints the floor: the same
+Chromium at the same concurrency only loading the pages and reading the policy element's text.
+
+Texts come from ../shared/corpus when present, else from tests/fixtures/corpus. Traffic stays on
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.fetch import CHROMIUM_FLAGS, WAIT_FOR_TEXT, find_chromium  # noqa: E402
+from monitor.watchlist import Settings  # noqa: E402
+from tests.sites import PageServer, policy_page, read_fixture_md  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "corpus"
+PAGE_TEXT_CHARS = (45_000, 90_000)
+
+
+def corpus_texts() -> list[str]:
+    files = sorted(SHARED.glob("*/*/*.md")) if SHARED.exists() else []
+    if not files:
+        files = sorted((ROOT / "tests" / "fixtures" / "corpus").rglob("*.md.gz"))
+    texts = []
+    for path in files:
+        text = read_fixture_md(path)
+        if len(text) >= 20_000:
+            texts.append(text)
+    return texts
+
+
+def page_text(texts: list[str], index: int, rng: random.Random) -> str:
+    """A 50-100 KB page's worth of policy: real text, cut at a paragraph, made unique per page."""
+    base = texts[index % len(texts)]
+    limit = rng.randint(*PAGE_TEXT_CHARS)
+    while len(base) < limit:
+        base += "\n\n" + texts[(index + len(base)) % len(texts)]
+    cut = base.rfind("\n\n", 0, limit)
+    return f"# Document {index}\n\n" + base[: cut if cut > 0 else limit] + "\n"
+
+
+def edit(text: str, rng: random.Random) -> str:
+    paragraphs = text.split("\n\n")
+    k = rng.randrange(1, len(paragraphs))
+    paragraphs[k] = paragraphs[k] + " We may update this section at any time without notice."
+    return "\n\n".join(paragraphs)
+
+
+class Site:
+    def __init__(self, n: int, http_only: bool, seed: int = 1):
+        self.rng = random.Random(seed)
+        texts = corpus_texts()
+        self.texts = [page_text(texts, i, self.rng) for i in range(n)]
+        self.js = [not http_only and i % 4 == 0 for i in range(n)]
+        self.server = PageServer()
+        self.publish()
+
+    def publish(self) -> None:
+        for i, text in enumerate(self.texts):
+            self.server.page(f"/doc{i}", policy_page(text, self.rng, js=self.js[i]))
+
+    def change(self, count: int) -> None:
+        for i in range(count):
+            self.texts[i] = edit(self.texts[i], self.rng)
+        self.publish()
+
+    def page_bytes(self) -> list[int]:
+        sizes = []
+        for route in self.server.routes.values():
+            body = route[0].body if isinstance(route, list) else route.body
+            sizes.append(len(body) if isinstance(body, bytes) else 0)
+        return sizes
+
+
+def write_watchlist(home: Path, site: Site, concurrency: int, http_only: bool) -> None:
+    import yaml
+
+    render = "http" if http_only else "browser"
+    documents = {
+        f"doc{i}": {"url": site.server.url(f"/doc{i}"), "render": render}
+        for i in range(len(site.texts))
+    }
+    data = {
+        # All documents share one host here, so the per-host bound is raised to the concurrency:
+        # a real watchlist spreads its documents over a dozen hosts.
+        "settings": {"admin": "web", "concurrency": concurrency, "per_host": concurrency},
+        "reviewers": {"web": {"name": "Web"}},
+        "platforms": {"bench": {"name": "Bench", "reviewer": "web", "documents": documents}},
+    }
+    (home / "watchlist.yaml").write_text(yaml.safe_dump(data))
+
+
+def tree_pss_kb(root: int) -> int:
+    """Summed PSS of a process and all its descendants (Chromium's many processes included)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def storage_bytes(home: Path) -> int:
+    files = [p for p in home.glob("monitor.db*")] + list((home / "snapshots").rglob("*"))
+    return sum(p.stat().st_size for p in files if p.is_file())
+
+
+def timed_run(home: Path) -> dict:
+    before = storage_bytes(home)
+    env = {**os.environ, "TOS_MONITOR_HOME": str(home)}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--json"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_pss_kb(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    wall = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"run failed ({process.returncode}): {err}")
+    summary = json.loads(out)
+    return {
+        "wall": wall,
+        "documents": summary["documents"],
+        "changes": len(summary["changes"]),
+        "failures": len(summary["failures"]),
+        "stats": summary.get("stats", {}),
+        "peak_mb": peak / 1024,
+        "added_bytes": storage_bytes(home) - before,
+    }
+
+
+async def floor(site: Site, concurrency: int, http_only: bool) -> float:
+    """Only load the pages and read the policy element's text, same browser, same concurrency."""
+    urls = [site.server.url(f"/doc{i}") for i in range(len(site.texts))]
+    started = time.perf_counter()
+    if http_only:
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            slots = asyncio.Semaphore(concurrency)
+
+            async def get(url: str) -> None:
+                async with slots:
+                    response = await client.get(url)
+                    assert response.text
+
+            await asyncio.gather(*(get(u) for u in urls))
+        return time.perf_counter() - started
+
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=find_chromium(Settings()), args=CHROMIUM_FLAGS, headless=True
+        )
+        context = await browser.new_context()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for url in urls:
+            queue.put_nowait(url)
+
+        async def worker() -> None:
+            page = await context.new_page()
+            while not queue.empty():
+                url = queue.get_nowait()
+                await page.goto(url, wait_until="domcontentloaded")
+                await page.wait_for_function(WAIT_FOR_TEXT, arg=[["main"], 200], polling=50)
+                await page.inner_text("main")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await browser.close()
+    return time.perf_counter() - started
+
+
+def show(label: str, result: dict, floor_seconds: float | None = None) -> None:
+    stats = result["stats"]
+    stages = ", ".join(
+        f"{name[:-8]} {stats[name]:.2f}"
+        for name in (
+            "launch_seconds",
+            "fetch_seconds",
+            "extract_seconds",
+            "store_seconds",
+            "diff_seconds",
+            "flag_seconds",
+            "report_seconds",
+        )  # fmt: skip
+        if name in stats
+    )
+    ratio = f"  run/floor {result['wall'] / floor_seconds:.2f}" if floor_seconds else ""
+    print(
+        f"  {label:<10} wall {result['wall']:6.2f} s  {result['documents'] / result['wall']:6.1f} "
+        f"docs/s  peak {result['peak_mb']:6.0f} MB  storage +{result['added_bytes'] / 1024:,.0f} KB"
+        f"  changes {result['changes']} failures {result['failures']}{ratio}"
+    )
+    print(f"  {'':<10} stages (s, summed over documents): {stages}")
+
+
+def bench(n: int, concurrency: int, http_only: bool) -> None:
+    site = Site(n, http_only)
+    sizes = site.page_bytes()
+    mode = "plain HTTP" if http_only else f"{sum(site.js)} JavaScript-rendered"
+    print(
+        f"N = {n} documents ({mode}), pages {min(sizes) // 1024}-{max(sizes) // 1024} KB, "
+        f"concurrency {concurrency}"
+    )
+    floor_seconds = asyncio.run(floor(site, concurrency, http_only))
+    print(f"  floor      {floor_seconds:6.2f} s  (load + read the policy text only)")
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        write_watchlist(home, site, concurrency, http_only)
+        show("cold", timed_run(home), floor_seconds)
+        show("warm", timed_run(home), floor_seconds)
+        site.change(5)
+        show("changed", timed_run(home), floor_seconds)
+        warm = timed_run(home)
+        show("warm", warm, floor_seconds)
+        write_watchlist(home, site, 1, http_only)
+        sequential = timed_run(home)
+        show("sequential", sequential)
+        print(f"  warm run is {sequential['wall'] / warm['wall']:.1f}x faster than sequential")
+    site.server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, action="append", help="documents (repeatable)")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--http", action="store_true", help="plain-HTTP pages (reduced mode)")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    for n in args.n or [40]:
+        bench(n, args.concurrency, args.http)
+
+
+if __name__ == "__main__":
+    main()
