@@ -8,10 +8,12 @@ operation deletes and rewrites nothing a user recorded.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +70,39 @@ TABLES: dict[str, dict[str, Any]] = {
         },
         "pk": "id",
     },
+    # Notifications (monitor/notify.py): what each recipient must hear about, every message
+    # composed with its delivery status, and which channel has delivered which item.
+    "notify_items": {
+        "columns": {
+            "id": int, "recipient": str, "kind": str, "ref": str, "change_id": int,
+            "document_key": str, "run_id": int, "created_at": str, "details": str,
+        },
+        "pk": "id",
+    },
+    "notify_messages": {
+        "columns": {
+            "id": int, "run_id": int, "created_at": str, "recipient": str, "channel": str,
+            "service": str, "kind": str, "subject": str, "format": str, "change_ids": str,
+            "item_ids": str, "attachments": int, "chars": int, "truncated": int,
+            "attempts": int, "status": str, "last_error": str, "last_attempt_at": str,
+            "sent_at": str,
+        },
+        "pk": "id",
+    },
+    "notify_deliveries": {
+        "columns": {
+            "item_id": int, "channel": str, "recipient": str, "message_id": int,
+            "delivered_at": str,
+        },
+        "pk": ("item_id", "channel"),  # the key is the promise: one delivery per channel
+    },
+    "notify_channels": {
+        "columns": {
+            "recipient": str, "channel": str, "service": str, "since_item": int,
+            "first_seen": str, "last_seen": str,
+        },
+        "pk": ("recipient", "channel"),
+    },
 }  # fmt: skip
 
 INDEXES = [
@@ -75,7 +110,11 @@ INDEXES = [
     ("changes", ["document_key"]),
     ("fetches", ["document_key", "started_at"]),
     ("fetches", ["run_id"]),
+    ("notify_items", ["recipient", "id"]),
+    ("notify_messages", ["recipient", "channel", "id"]),
 ]
+# An item is queued once per recipient, however often the run that found it is repeated.
+UNIQUE_INDEXES = [("notify_items", ["recipient", "ref"])]
 
 
 def sha256_text(text: str) -> str:
@@ -151,11 +190,18 @@ class Store:
                         table.add_column(column, kind)
             for table_name, columns in INDEXES:
                 self.db.table(table_name).create_index(columns, if_not_exists=True)
+            for table_name, columns in UNIQUE_INDEXES:
+                self.db.table(table_name).create_index(columns, unique=True, if_not_exists=True)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if not self.db.table("versions").detect_fts():
-            self.db.table("versions").enable_fts(["text"], create_triggers=True, tokenize="porter")
+            # No triggers: versions are indexed once when added. sqlite-utils' update trigger
+            # would re-index a whole policy every night its "last seen" time moves.
+            self.db.table("versions").enable_fts(["text"], tokenize="porter")
 
     def close(self) -> None:
+        # Fold the write-ahead log back into the database so an idle home folder stays small.
+        with contextlib.suppress(sqlite3.OperationalError):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
@@ -259,7 +305,11 @@ class Store:
         return files
 
     def add_version(self, row: dict[str, Any]) -> int:
-        return self._insert("versions", row)
+        version_id = self._insert("versions", row)
+        self.db.execute(
+            "insert into versions_fts (rowid, text) values (?, ?)", [version_id, row["text"]]
+        )
+        return version_id
 
     def touch_version(self, version_id: int, seen_at: str) -> None:
         self.db.table("versions").update(version_id, {"last_seen": seen_at})
