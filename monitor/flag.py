@@ -1,0 +1,809 @@
+"""Flag clauses of a policy or terms document by category (see `monitor.categories`).
+
+Two signals, both cheap and deterministic:
+
+1. A linear model per category over word unigram + bigram features (TF-IDF weighted, L2
+   normalised), trained offline by `tools/train_flagger.py` with scikit-learn and shipped as plain
+   JSON weights in `monitor/data/flagger.json.gz`. Scoring is dict lookups; no scikit-learn here.
+2. Hand-written patterns grounded in legal drafting conventions (DOMAIN.md). They are features of
+   the model for the well-labelled categories, and decide on their own for the rare categories
+   (data-sale, indemnification, content-license, monitoring-duty), whose few labelled examples
+   cannot train a model, and for the extra categories that have no labels at all.
+
+Everything returned by the public functions is plain JSON-able data or small dataclasses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal, TextIO
+
+from monitor.categories import CATEGORIES
+
+Stance = Literal["allows", "denies", "conditional"]
+
+MODEL_RESOURCE = "flagger.json.gz"
+FEATURE_VERSION = 1  # bump when `features()` changes; the model file records the version it saw
+
+# ---------------------------------------------------------------------------------------------
+# Data types
+
+
+@dataclass(frozen=True)
+class Clause:
+    text: str
+    heading: str  # nearest headings, outermost first, joined by " > "
+    line: int  # 0-based line of the document the clause comes from
+    start: int  # offsets of the clause in the document text
+    end: int
+
+
+@dataclass(frozen=True)
+class Flag:
+    category: str
+    start: int  # evidence offsets into the clause text
+    end: int
+    evidence: str
+    stance: Stance | None
+    score: float  # model logit (+ pattern/heading bonus); higher = more confident
+    source: str  # "model", "pattern" or "model+pattern"
+
+
+@dataclass(frozen=True)
+class FlaggedClause:
+    clause: Clause
+    flags: list[Flag] = field(default_factory=list)
+
+    @property
+    def categories(self) -> list[str]:
+        return [f.category for f in self.flags]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self.clause), "flags": [asdict(f) for f in self.flags]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Clause splitting
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
+# Sentence end: . ! ? (optionally closed by a quote/bracket) followed by space and a capital,
+# digit, quote or bracket. Abbreviations are repaired afterwards.
+_SENT_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_ABBREV = re.compile(
+    r"(?:\b(?:e\.g|i\.e|etc|inc|ltd|llc|co|corp|no|nos|sec|art|vs|v|mr|mrs|ms|dr|st|jr|sr|u\.s|"
+    r"u\.k|e\.u|approx|incl|fig|para|cf)\.|\b[A-Z]\.)$",
+    re.IGNORECASE,
+)
+
+
+def _sentences(line: str) -> Iterator[tuple[int, int]]:
+    """Yield (start, end) spans of the sentences of one paragraph line."""
+    start = 0
+    for m in _SENT_END.finditer(line):
+        head = line[start : m.start()].rstrip("\"'”’)]")
+        if _ABBREV.search(head):
+            continue  # "e.g. Foo", "Inc. The" ... not a sentence end
+        yield start, m.start() + len(line[m.start() : m.end()].rstrip())
+        start = m.end()
+    if line[start:].strip():
+        yield start, len(line.rstrip())
+
+
+def split_clauses(text: str) -> list[Clause]:
+    """Split a normalised Markdown-like document into sentence clauses with heading context.
+
+    Headings (`# ...`) are not clauses themselves; each sentence keeps the chain of headings
+    above it ("Terms > 12. Disputes > Arbitration") because a sentence such as "The decision is
+    final." only makes sense under its heading.
+    """
+    clauses: list[Clause] = []
+    stack: list[tuple[int, str]] = []  # (level, title)
+    offset = 0
+    for lineno, raw in enumerate(text.splitlines(keepends=True)):
+        line = raw.rstrip("\r\n")
+        m = _HEADING.match(line)
+        if m:
+            level = len(m.group(1))
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, m.group(2)))
+        elif line.strip():
+            heading = " > ".join(title for _, title in stack)
+            mark = _LIST_MARK.match(line)
+            base = mark.end() if mark else 0  # "- " / "1. " are layout, not clause text
+            for s, e in _sentences(line[base:]):
+                s, e = s + base, e + base
+                s += len(line[s:e]) - len(line[s:e].lstrip())
+                if e > s:
+                    clauses.append(Clause(line[s:e], heading, lineno, offset + s, offset + e))
+        offset += len(raw)
+    return clauses
+
+
+# ---------------------------------------------------------------------------------------------
+# Features (shared with tools/train_flagger.py: training and run time must see the same ones)
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?", re.IGNORECASE)
+_NEGATED = re.compile(r"n['’]t$")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens; "don't" -> "do", "not" so negation is one feature everywhere."""
+    out: list[str] = []
+    for m in _WORD.finditer(text):
+        tok = m.group().lower().replace("’", "'")
+        if _NEGATED.search(tok):
+            stem = tok[:-3]
+            out.extend((("will" if stem == "wo" else "can" if stem == "ca" else stem), "not"))
+        elif tok.endswith("'s"):
+            out.append(tok[:-2])
+        elif tok.isdigit():
+            out.append("<num>")  # section numbers and amounts carry no topic
+        else:
+            out.append(tok)
+    return out
+
+
+def analyse(text: str) -> tuple[set[str], list[str], list[str]]:
+    """Features of one clause plus its topic-pattern and strong-pattern hits."""
+    toks = tokens(text)
+    hits, strong = pattern_hits(text), strong_hits(text)
+    feats = set(toks)
+    feats.update([f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)])
+    feats.update([f"P:{cat}" for cat in hits])
+    feats.update([f"S:{cat}" for cat in strong])
+    return feats, hits, strong
+
+
+def features(text: str) -> set[str]:
+    """Word unigrams, bigrams and pattern hits ("P:"/"S:" + category) of one clause."""
+    return analyse(text)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain patterns. Each is written from drafting conventions (how these clauses are phrased in
+# contracts and policies, DOMAIN.md and the ToS;DR case titles), not from individual rows.
+
+_W = r"(?:[\w'’\-]+[,;]?\s+)"  # one word and its trailing space, for "{0,n}" gaps
+
+PATTERNS: dict[str, list[str]] = {
+    "indemnification": [
+        r"\bindemnif\w*",
+        r"\bhold\s+" + _W + r"{0,12}harmless\b",
+        # A release ("you release us ... from any claim") is the hold-harmless in other words.
+        r"\breleas\w*\s+(?:us|[A-Z]\w+)\b.{0,300}?\bfrom\s+(?:any\s+and\s+all|any|all)\s+"
+        r"(?:claims?|liabilit|demands?|damages)",
+        # Survival clauses keep the indemnity (and other) obligations alive after the account is
+        # closed: ToS;DR files them under indemnification, and they make the indemnity
+        # open-ended in time, which is what a public body cannot accept.
+        r"\bsurviv\w*\b.{0,120}\b(?:terminat\w*|expir\w*|clos\w+)",
+        r"\b(?:terminat\w*|expir\w*)\b.{0,160}\b(?:surviv\w*|remain\s+in\s+(?:place|effect|force)|"
+        r"continue\s+to\s+be\s+bound)",
+    ],
+    "governing-law": [
+        r"\bgoverned\s+(?:" + _W + r"{0,6})?by\s+(?:" + _W + r"{0,4})?(?:the\s+)?laws?\b",
+        r"\blaws?\s+of\s+(?:the\s+)?(?:state|province|commonwealth|country|republic)\s+of\b",
+        r"\b(?:exclusive|non-exclusive|personal)\s+jurisdiction\b",
+        r"\bjurisdiction\s+of\s+(?:the\s+)?(?:\w+\s+){0,3}courts?\b",
+        r"\b(?:choice|conflicts?)\s+of\s+laws?\b",
+        r"\bvenue\b",
+        r"\b(?:state|federal|competent)\s+(?:or\s+(?:state|federal)\s+)?courts?\s+"
+        r"(?:located|sitting|situated)?\s*(?:in|of|for)\b",
+        r"\bcourts?\s+of\s+(?:the\s+)?[A-Z]\w+",
+    ],
+    "arbitration": [
+        r"\barbitrat\w*",
+        r"\bclass[\s-]+(?:action|wide|arbitration|or\s+representative)\w*",
+        r"\brepresentative\s+(?:action|proceeding|capacity)s?\b",
+        r"\b(?:trial\s+by\s+(?:a\s+)?jury|jury\s+trial)\b",
+        r"\b(?:AAA|JAMS)\b",
+        r"\b(?:one|1|two|2)\s*(?:\(\d\)\s*)?years?\s+(?:after|of)\s+.{0,60}"
+        r"(?:claim|cause\s+of\s+action)\s+(?:arises|arose|accrues|accrued)",
+    ],
+    "terms-changes": [
+        r"\b(?:may|can|will|might|reserves?\s+the\s+right\s+to)\s+(?:\w+\s+){0,4}"
+        r"(?:change|modify|amend|revise|update|alter|vary)\w*\s+(?:\w+\s+){0,4}"
+        r"(?:terms|agreement|conditions|policy|policies|contract|tos)\b",
+        r"\b(?:changes?|modifications?|amendments?|revisions?|updates?)\s+(?:to|of)\s+"
+        r"(?:these|this|the|our)\s+(?:\w+\s+){0,2}(?:terms|agreement|conditions|policy|contract)",
+        r"\bcontinu\w+\s+(?:to\s+)?(?:use|access)\w*\s+.{0,120}?"
+        r"(?:accept\w*|agree\w*|consent\w*|constitut\w+|deemed|bound)\b",
+        r"\b(?:check|review|visit|consult)\s+(?:\w+\s+){0,4}(?:terms|page|policy|agreement)\s+"
+        r"(?:\w+\s+){0,2}(?:periodically|regularly|from\s+time\s+to\s+time|frequently)",
+        r"\blast\s+(?:updated|modified|revised)\b",
+    ],
+    "liability-limit": [
+        r"\b(?:not|never)\s+(?:be\s+)?(?:held\s+)?(?:liable|responsible)\b",
+        r"\blimitation\s+of\s+liability\b",
+        r"\b(?:aggregate|total|maximum|entire)\s+liability\b",
+        r"\bin\s+no\s+event\b",
+        r"\b(?:indirect|incidental|consequential|special|punitive|exemplary)\s+"
+        r"(?:or\s+\w+\s+)?(?:damages|loss)",
+        r"\bas\s+is\b|\bas\s+available\b",
+        r"\bdisclaim\w*",
+        r"\bwithout\s+warrant\w*|\bno\s+warrant\w*|\bwarranties\s+of\s+merchantability",
+        r"\b(?:accepts?|assumes?|bears?|have|has)\s+no\s+(?:\w+\s+){0,2}?"
+        r"(?:liability|responsibility)",
+        r"\b(?:only|solely)\s+(?:be\s+)?liable\b|\bunder\s+no\s+circumstances\b",
+        r"\bforce\s+majeure\b|\blost\s+profits\b|\bloss\s+of\s+(?:profits?|data|revenue)",
+        r"\b(?:can['’]?t|cannot|will\s+not|won['’]t|shall\s+not)\s+be\s+(?:held\s+)?"
+        r"(?:responsible|liable)",
+    ],
+    "content-license": [
+        r"\b(?:grant|give|grants|gives|granting)\s+(?:\w+\s+){0,8}?(?:a|an|the)?\s*"
+        r"(?:[\w\-]+,?\s+(?:and\s+)?){0,10}(?:licen[cs]e|right)\b",
+        r"\b(?:non-?exclusive|royalty[\s-]free|sub-?licen[cs]able|transferable|worldwide|"
+        r"perpetual|irrevocable|fully[\s-]paid)\W+(?:\w+\W+){0,3}?(?:licen[cs]e|right)\b",
+        r"\b(?:non-?exclusive|royalty[\s-]free|sub-?licen[cs]able|transferable|worldwide|"
+        r"perpetual|irrevocable)\W+(?:and\s+)?(?:non-?exclusive|royalty[\s-]free|"
+        r"sub-?licen[cs]able|transferable|worldwide|perpetual|irrevocable)\b",
+        r"\b(?:use|host|store|reproduce|copy|modify|adapt|publish|translate|distribute|display|"
+        r"perform|transmit)\W+(?:\w+\W+){0,2}(?:reproduce|copy|modify|adapt|publish|translate|"
+        r"distribute|display|perform|create\s+derivative\s+works)\b.{0,80}"
+        r"(?:create\s+derivative\s+works|distribute|display|publish|perform)",
+        r"\blicen[cs]e\s+(?:\w+\s+){0,3}(?:your|user|member|subscriber)\s+content\b",
+    ],
+    "termination": [
+        r"\b(?:may|can|will|reserves?\s+the\s+right\s+to|right\s+to)\s+(?:\w+,?\s+){0,4}"
+        r"(?:suspend|terminate|disable|deactivate|close|cancel|block|ban|delete)\w*\s+"
+        r"(?:\w+\s+){0,4}(?:account|access|accounts|membership|service|use|profile)",
+        r"\b(?:may|can|will|reserves?\s+the\s+right\s+to|right\s+to)\s+(?:\w+,?\s+){0,4}"
+        r"(?:remove|delete|take\s+down|refuse\s+to\s+post|edit|screen|block)\w*\s+"
+        r"(?:\w+\s+){0,4}(?:content|posts?|material|uploads?|information)",
+        r"\b(?:sole|absolute)\s+discretion\b",
+        r"\bwith\s+or\s+without\s+(?:prior\s+)?(?:notice|cause)\b",
+        r"\b(?:account|accounts|access|membership)\s+(?:\w+\s+){0,3}(?:may|will|can|shall)\s+"
+        r"(?:\w+\s+){0,2}(?:be\s+)?(?:suspended|terminated|closed|cancell?ed|disabled|"
+        r"restricted|blocked|deleted)",
+        r"\b(?:suspension|termination|closure|cancellation|deactivation)\s+of\s+(?:your\s+)?"
+        r"(?:account|access|membership|services?)",
+        r"\b(?:suspensions?|bans?|banned|disqualif\w+)\b",
+        r"\b(?:discontinue|stop\s+providing|cease\s+providing)\s+(?:\w+\s+){0,3}"
+        r"(?:services?|products?|access)",
+    ],
+    "monitoring-duty": [
+        r"\b(?:solely\s+|fully\s+|entirely\s+)?responsible\s+for\s+(?:\w+\s+){0,4}?"
+        r"(?:maintain\w*|keeping|safeguard\w*|protect\w*|secur\w*|all\s+activit\w*|"
+        r"any\s+activit\w*|activit\w*|all\s+use|any\s+use|the\s+use)",
+        r"\b(?:notify|inform|tell|contact|alert)\s+(?:\w+\s+){0,3}(?:immediately|promptly|"
+        r"right\s+away|at\s+once)?\s*(?:of|about|if|upon|in\s+the\s+event)\b\s*(?:\w+\s+){0,8}"
+        r"(?:unauthori[sz]ed|breach|compromise|security|suspect\w*|lost|stolen|misuse)",
+        r"\b(?:keep|maintain|safeguard|protect)\s+(?:\w+\s+){0,4}?(?:password|credentials?|"
+        r"log-?in|account)s?\s+(?:\w+\s+){0,4}?(?:secure|safe|confidential|secret)",
+        r"\bconfidentiality\s+of\s+(?:\w+\s+){0,2}(?:account|password|credentials|log-?in)",
+        r"\bactivit(?:y|ies)\s+(?:that\s+)?(?:occurs?|happens?|takes?\s+place)?\s*"
+        r"(?:under|on|through|via)\s+your\s+account",
+        r"\b(?:monitor|police|supervise)\s+(?:\w+\s+){0,3}(?:use|account|users|activity)",
+    ],
+    "data-sale": [
+        r"\b(?:sell|sells|selling|sold|rent|rents|renting|rented|trade|trades|traded|lease|"
+        r"leases|leased)\b\s+(?:\w+\s+){0,6}?(?:personal|your|user|users|customer|member|"
+        r"this|such|any)?\s*(?:information|data|info|details|lists?|email\s+address\w*)\b",
+        r"\b(?:information|data|info|details)\s+(?:\w+\s+){0,4}?(?:is|are|be|will\s+be)\s+"
+        r"(?:\w+\s+){0,2}(?:sold|rented|traded|leased)\b",
+        r"\b(?:sale|selling|sell|sold)\s+of\s+(?:\w+\s+){0,2}(?:personal\s+)?"
+        r"(?:information|data)\b",
+        r"\bdo\s+not\s+sell\s+my\b",
+        # Business transfer: user data passes to a buyer in a merger/sale of the business.
+        r"\b(?:information|data|customer\s+lists?)\b.{0,250}?\b(?:merger|acquisition|"
+        r"bankruptcy|reorgani[sz]ation|(?:sale|sell)\s+(?:\w+\s+){0,6}?(?:business|company|"
+        r"assets))\b",
+        r"\b(?:merger|acquisition|bankruptcy|reorgani[sz]ation|(?:sale|sell)\s+(?:\w+\s+){0,6}?"
+        r"(?:business|company|assets))\b.{0,250}?\b(?:information|data|customer\s+lists?)\b",
+    ],
+    "data-location": [
+        r"\b(?:transfer\w*|stor\w+|process\w*|host\w*|kept|maintain\w*|located)\s+(?:\w+\s+){0,6}?"
+        r"(?:in|to|outside|within)\s+(?:\w+\s+){0,2}?(?:the\s+)?(?:united\s+states|u\.s\.?|usa|"
+        r"other\s+countr\w+|countr(?:y|ies)|jurisdictions?|european|europe|eea|abroad|"
+        r"your\s+(?:home\s+)?country|anywhere\s+in\s+the\s+world|servers?)",
+        r"\b(?:transferr?\w*|stored|processed|sent|maintained|hosted)\b[\w\s,()]{0,60}?\b"
+        r"(?:in|to|outside(?:\s+of)?)\s+(?:the\s+)?(?:united\s+states|u\.s\.|usa|"
+        r"other\s+countr\w+|countries)",
+        r"\b(?:international|cross[\s-]border|overseas)\s+(?:data\s+)?transfers?\b",
+        r"\boutside\s+(?:of\s+)?(?:the\s+)?(?:united\s+states|eea|european|your\s+country|eu\b)",
+    ],
+    "assignment": [
+        r"\b(?:may|can|right\s+to)\s+(?:\w+\s+){0,3}assign\w*\b(?:\s+\w+){0,8}\s+"
+        r"(?:agreement|terms|rights|obligations|contract)",
+        r"\b(?:assign|transfer)\w*\s+(?:\w+\s+){0,6}without\s+(?:your\s+)?(?:prior\s+)?"
+        r"(?:consent|approval|notice)",
+    ],
+    "advertising-endorsement": [
+        r"\b(?:show|display|serve|place|include|run)\w*\s+(?:\w+\s+){0,3}(?:ads|advertisements|"
+        r"advertising|sponsored\s+content)\s+(?:\w+\s+){0,4}(?:next\s+to|alongside|near|on|in|"
+        r"with|within)\s+(?:\w+\s+){0,3}(?:your\s+)?(?:content|pages?|profiles?|posts?|"
+        r"channels?|videos?)",
+        r"\b(?:use|display|show)\w*\s+(?:of\s+)?(?:your\s+)?(?:name|profile\s+picture|likeness|"
+        r"photo|image|username)\w*\s+(?:\w+\s+){0,8}(?:ads|advertis\w+|sponsored|commercial)",
+        r"\bwithout\s+(?:any\s+)?(?:compensation|payment)\s+to\s+you\b.{0,80}(?:ads|advertis)",
+    ],
+    "ad-tracking": [
+        r"\b(?:interest[\s-]based|targeted|behaviou?ral|personali[sz]ed|tailored|relevant)\s+"
+        r"(?:advertis\w+|ads|marketing)",
+        r"\b(?:ad|advertising)\s+(?:networks?|partners?|exchanges?|servers?|companies)\b",
+        r"\bnetwork\s+advertising\s+initiative\b|\bdigital\s+advertising\s+alliance\b",
+        r"\b(?:across|on)\s+(?:other|third[\s-]party|different)\s+(?:web)?sites\b",
+    ],
+    "disclosure": [
+        r"\b(?:share|disclose|provide|transfer|sell|release|make\s+available)\w*\s+"
+        r"(?:\w+\s+){0,6}?(?:information|data)\s+(?:\w+\s+){0,4}?(?:with|to)\s+(?:\w+\s+){0,3}?"
+        r"(?:third|affiliates?|partners?|service\s+providers?|vendors?|law\s+enforcement|"
+        r"government|authorit)",
+        r"\b(?:subpoena|court\s+order|legal\s+process|law\s+enforcement|government\s+requests?)",
+        r"\bthird[\s-]part(?:y|ies)\b",
+    ],
+    "usage-recording": [
+        r"\bcookies?\b|\bweb\s+beacons?\b|\bpixel\s+tags?\b|\bpixels?\b|\blocal\s+storage\b",
+        r"\b(?:ip|internet\s+protocol)\s+address\w*",
+        r"\blog\s+(?:files?|data|information)\b|\bbrowser\s+type\b|\bdevice\s+(?:id|identifiers?)\b",
+        r"\b(?:pages?\s+(?:you\s+)?(?:visit|view)\w*|referr\w+\s+(?:url|page|site)s?|"
+        r"clickstream|browsing\s+(?:history|activity))",
+    ],
+    "opt-out": [
+        r"\bopt[\s-]?(?:out|in)\b|\bunsubscrib\w+|\bdo\s+not\s+track\b",
+        r"\b(?:you\s+(?:can|may)|choose\s+(?:not\s+)?to|choice|choices)\b.{0,60}"
+        r"(?:disable|decline|refuse|reject|turn\s+off|block|delete|settings|preferences)",
+        r"\b(?:privacy|account|ad|advertising|cookie|browser)\s+(?:settings|preferences|controls)\b",
+    ],
+}
+
+# Decisive patterns for model categories: phrasings that on their own say the clause is on the
+# topic (the agreement to arbitrate itself, a choice of law), flagged whatever the model says.
+STRONG_PATTERNS: dict[str, list[str]] = {
+    "arbitration": [
+        r"\b(?:resolv|settl|submit|decided|determined|means)\w*\s.{0,150}(?:binding|final)[\s,]+"
+        r"(?:[\w\-]+[\s,]+){0,3}arbitration",
+    ],
+    "governing-law": [
+        r"\bgoverned\s+(?:[\w,]+\s+){0,6}by\s+(?:[\w,]+\s+){0,4}laws?\b",
+        r"\b(?:exclusive|personal)\s+jurisdiction\b",
+        r"\bcourts?\s+(?:located|sitting|situated)\s+in\b",
+    ],
+    "terms-changes": [
+        r"\b(?:may|can|will|might|reserves?\s+the\s+right\s+to)\s+(?:\w+\s+){0,4}"
+        r"(?:change|modify|amend|revise|update|alter|vary)\w*\s+(?:\w+\s+){0,4}"
+        r"(?:terms|agreement|conditions|contract|tos|prices?|fees?|services?|features?)\b",
+        r"\breserves?\s+the\s+right\s+(?:\w+\s+){0,3}to\s+(?:\w+,?\s+){0,3}"
+        r"(?:change|modify|amend|revise|alter|vary|update)",
+    ],
+    "data-location": [
+        # Transfer frameworks only exist for data leaving the EU/Switzerland for the US.
+        r"\b(?:safe\s+harbou?r|privacy\s+shield|standard\s+contractual\s+clauses|"
+        r"binding\s+corporate\s+rules|adequacy\s+decision)\b",
+    ],
+}
+
+# Categories the model cannot learn (too few labels, or none): their patterns decide alone.
+PATTERN_ONLY = frozenset(
+    {
+        "data-sale",
+        "indemnification",
+        "content-license",
+        "monitoring-duty",
+        "assignment",
+        "advertising-endorsement",
+    }
+)
+
+_COMPILED: dict[str, list[re.Pattern[str]]] = {
+    cat: [re.compile(p, re.IGNORECASE | re.DOTALL) for p in pats] for cat, pats in PATTERNS.items()
+}
+# One alternation per category answers "any hit?" in a single scan (throughput).
+_ANY: dict[str, re.Pattern[str]] = {
+    cat: re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE | re.DOTALL)
+    for cat, pats in PATTERNS.items()
+}
+
+
+_STRONG: dict[str, re.Pattern[str]] = {
+    cat: re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE | re.DOTALL)
+    for cat, pats in STRONG_PATTERNS.items()
+}
+_STRONG_COMPILED: dict[str, list[re.Pattern[str]]] = {
+    cat: [re.compile(p, re.IGNORECASE | re.DOTALL) for p in pats]
+    for cat, pats in STRONG_PATTERNS.items()
+}
+
+
+def pattern_hits(text: str) -> list[str]:
+    """Categories whose (topic) domain patterns match the text."""
+    return [cat for cat, rx in _ANY.items() if rx.search(text)]
+
+
+def strong_hits(text: str) -> list[str]:
+    """Model categories whose decisive patterns match the text."""
+    return [cat for cat, rx in _STRONG.items() if rx.search(text)]
+
+
+def _pattern_span(cat: str, text: str) -> tuple[int, int] | None:
+    for rx in (*_STRONG_COMPILED.get(cat, ()), *_COMPILED.get(cat, ())):
+        m = rx.search(text)
+        if m and m.end() > m.start():
+            return m.start(), m.end()
+    return None
+
+
+# Headings that put every sentence below them on a topic ("12. Arbitration").
+_HEADING_TOPIC: dict[str, re.Pattern[str]] = {
+    cat: re.compile(p, re.IGNORECASE)
+    for cat, p in {
+        "indemnification": r"indemn|hold\s+harmless",
+        "governing-law": r"governing\s+law|jurisdiction|venue|choice\s+of\s+law|applicable\s+law",
+        "arbitration": r"arbitrat|class\s+action|dispute\s+resolution",
+        "terms-changes": r"changes?\s+to\s+(?:th|our)|modification|amendment",
+        "liability-limit": r"limitation\s+of\s+liability|disclaimer|warrant",
+        "content-license": r"licen[cs]e|your\s+content|user\s+content|rights\s+you\s+grant",
+        "termination": r"terminat|suspen",
+        "data-location": r"international|transfer|data\s+location|where\s+.*(?:stored|processed)",
+        "opt-out": r"choice|opt[\s-]out|your\s+(?:rights|controls)",
+        "data-sale": r"\bsale\b|\bsell",
+    }.items()
+}
+HEADING_BONUS = 0.75  # logit added under a topical heading; untrained, kept small on purpose
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+@dataclass(frozen=True)
+class Model:
+    categories: tuple[str, ...]
+    bias: tuple[float, ...]
+    threshold: tuple[float, ...]  # decision threshold on the logit, per category
+    # feature -> (idf squared, ((category index, weight * idf), ...)): one lookup per feature
+    table: dict[str, tuple[float, tuple[tuple[int, float], ...]]]
+
+
+def load_model_data(data: dict[str, Any]) -> Model:
+    """Build the run-time model from the JSON structure written by tools/train_flagger.py."""
+    if data.get("feature_version") != FEATURE_VERSION:
+        raise ValueError("flagger model was trained with other features; re-run train_flagger")
+    cats = tuple(data["categories"])
+    idf: dict[str, float] = data["idf"]
+    weights: dict[str, list[tuple[int, float]]] = {}
+    for ci, cat in enumerate(cats):
+        for feat, w in data["weights"][cat].items():
+            weights.setdefault(feat, []).append((ci, w * idf[feat]))
+    return Model(
+        categories=cats,
+        bias=tuple(data["bias"][c] for c in cats),
+        threshold=tuple(data["threshold"][c] for c in cats),
+        table={f: (v * v, tuple(weights.get(f, ()))) for f, v in idf.items()},
+    )
+
+
+@lru_cache(maxsize=1)
+def default_model() -> Model | None:
+    """The shipped model, or None when it is missing (patterns then work alone)."""
+    try:
+        raw = resources.files("monitor").joinpath("data", MODEL_RESOURCE).read_bytes()
+    except (FileNotFoundError, OSError):
+        return None
+    return load_model_data(json.loads(gzip.decompress(raw)))
+
+
+def model_scores(model: Model, feats: set[str]) -> list[float]:
+    """Logit per model category: bias + TF-IDF (L2-normalised) dot weights."""
+    acc = [0.0] * len(model.categories)
+    norm2 = 0.0
+    table = model.table
+    for f in feats:
+        entry = table.get(f)
+        if entry is not None:
+            norm2 += entry[0]
+            for ci, w in entry[1]:
+                acc[ci] += w
+    if not norm2:
+        return list(model.bias)
+    norm = math.sqrt(norm2)
+    return [b + a / norm for b, a in zip(model.bias, acc, strict=True)]
+
+
+def _top_feature_span(model: Model, ci: int, text: str, feats: set[str]) -> tuple[int, int]:
+    """Span of the word/bigram that pushed category `ci` most: evidence when no pattern hit."""
+    best, best_w = "", 0.0
+    for f in feats:
+        for cj, w in model.table.get(f, (0.0, ()))[1]:
+            if cj == ci and w > best_w:
+                best, best_w = f, w
+    if best and not best.startswith("P:"):
+        words = best.split(" ")
+        rx = r"\W+".join(re.escape(w).replace("'", "['’]") for w in words)
+        m = re.search(r"\b" + rx, text, re.IGNORECASE)
+        if m:
+            return m.start(), m.end()
+    return 0, len(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stance
+
+_NEG = re.compile(
+    r"\b(?:not|never|no|nor|neither|don['’]t|doesn['’]t|won['’]t|cannot|can['’]t|"
+    r"isn['’]t|aren['’]t|shall\s+not|without\s+your)\b",
+    re.IGNORECASE,
+)
+_COND = re.compile(
+    r"\b(?:unless|except|if|provided\s+that|subject\s+to|only\s+(?:if|when|with|after)|"
+    r"with\s+your\s+(?:consent|permission)|upon\s+your\s+request|where\s+required)\b",
+    re.IGNORECASE,
+)
+_ALLOW = re.compile(
+    r"\b(?:may|might|can|will|shall|must|reserves?|agree[sd]?|grants?|permit\w*|allow\w*|"
+    r"share[sd]?|sell[s]?|use[sd]?|collect\w*|disclose[sd]?|transfer\w*|track\w*|record\w*|"
+    r"store[sd]?|process\w*|is|are)\b",
+    re.IGNORECASE,
+)
+
+
+# Practices phrased with a negation: "we are not liable" *is* the limitation, not its denial.
+_NEGATIVE_BY_NATURE = frozenset({"liability-limit"})
+
+
+def stance(text: str, start: int, end: int, category: str = "") -> Stance | None:
+    """Does the clause allow, deny or condition the practice found at text[start:end]?
+
+    Negation is only read in the few words before the evidence (and inside it), so "we do not
+    sell your data" denies while "we share data with partners who may not ..." does not.
+    """
+    before = text[max(0, start - 40) : start]
+    head = before + " " + text[start:end][:60]
+    if category not in _NEGATIVE_BY_NATURE and _NEG.search(head):
+        return "conditional" if _COND.search(text[end:]) else "denies"
+    if _COND.search(text):
+        return "conditional"
+    if _ALLOW.search(text):
+        return "allows"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Flagging
+
+
+def flag_clause(text: str, heading: str = "", model: Model | None = None) -> list[Flag]:
+    """Categories of one clause with evidence and stance, in registry order.
+
+    `heading` (the clause's section headings) nudges the model towards the heading's topic: a
+    sentence under "Arbitration" is more likely about arbitration than the same words elsewhere.
+    """
+    model = model if model is not None else default_model()
+    feats, hit_list, strong_list = analyse(text)
+    hits, strong = set(hit_list), set(strong_list)
+    scores: dict[str, float] = {}
+    decided: dict[str, str] = {}
+    if model is not None:
+        for ci, z in enumerate(model_scores(model, feats)):
+            cat = model.categories[ci]
+            if cat in PATTERN_ONLY:
+                continue
+            if heading and cat in _HEADING_TOPIC and _HEADING_TOPIC[cat].search(heading):
+                z += HEADING_BONUS
+            scores[cat] = z
+            if z >= model.threshold[ci]:
+                decided[cat] = "model+pattern" if cat in hits | strong else "model"
+            elif cat in strong:
+                decided[cat] = "pattern"
+    for cat in hits | strong:
+        if cat in PATTERN_ONLY or model is None or cat not in model.categories:
+            decided[cat] = "pattern"
+            scores.setdefault(cat, 0.0)
+    flags = []
+    for cat in CATEGORIES:
+        if cat not in decided:
+            continue
+        span = _pattern_span(cat, text) if cat in hits | strong else None
+        if span is None:
+            ci = model.categories.index(cat) if model else -1
+            span = _top_feature_span(model, ci, text, feats) if model else (0, len(text))
+        s, e = span
+        flags.append(
+            Flag(cat, s, e, text[s:e], stance(text, s, e, cat), round(scores[cat], 4), decided[cat])
+        )
+    return flags
+
+
+def flag_text(text: str) -> list[FlaggedClause]:
+    """Flag every clause of a document version (clauses without flags included)."""
+    return [FlaggedClause(c, flag_clause(c.text, c.heading)) for c in split_clauses(text)]
+
+
+def flag_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Add "labels" (category ids) to each row that has a "text"; keep every other key."""
+    for row in rows:
+        text = row.get("text")
+        if isinstance(text, str):
+            heading = row.get("heading")
+            row = {
+                **row,
+                "labels": [
+                    f.category
+                    for f in flag_clause(text, heading if isinstance(heading, str) else "")
+                ],
+            }
+        yield row
+
+
+def flag_file(inp: TextIO, out: TextIO) -> int:
+    """JSONL in, JSONL out (for `tos-monitor flag`); returns the number of rows written."""
+    rows = (json.loads(line) for line in inp if line.strip())
+    n = 0
+    for row in flag_records(rows):
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes between two versions
+
+MODIFIED_MIN_SIMILARITY = 0.5
+
+
+def _clause_entry(fc: FlaggedClause) -> dict[str, Any]:
+    return {
+        "text": fc.clause.text,
+        "heading": fc.clause.heading,
+        "categories": fc.categories,
+        "flags": [asdict(f) for f in fc.flags],
+    }
+
+
+def _pair_modified(
+    old: list[FlaggedClause], new: list[FlaggedClause]
+) -> tuple[list[tuple[FlaggedClause, FlaggedClause, float]], list[int], list[int]]:
+    """Greedily pair the most similar leftover clauses; return pairs and unpaired indexes."""
+    old_words = [set(tokens(fc.clause.text)) for fc in old]
+    new_words = [set(tokens(fc.clause.text)) for fc in new]
+    candidates: list[tuple[float, int, int]] = []
+    for i, ow in enumerate(old_words):
+        for j, nw in enumerate(new_words):
+            union = ow | nw
+            # Cheap word-overlap filter before the costly character-level ratio.
+            if not union or len(ow & nw) / len(union) < MODIFIED_MIN_SIMILARITY / 2:
+                continue
+            ratio = difflib.SequenceMatcher(None, old[i].clause.text, new[j].clause.text).ratio()
+            if ratio >= MODIFIED_MIN_SIMILARITY:
+                candidates.append((ratio, i, j))
+    candidates.sort(key=lambda t: (-t[0], t[1], t[2]))
+    used_old: set[int] = set()
+    used_new: set[int] = set()
+    pairs = []
+    for ratio, i, j in candidates:
+        if i not in used_old and j not in used_new:
+            used_old.add(i)
+            used_new.add(j)
+            pairs.append((old[i], new[j], round(ratio, 3)))
+    pairs.sort(key=lambda p: p[1].clause.start)
+    rest_old = [i for i in range(len(old)) if i not in used_old]
+    rest_new = [j for j in range(len(new)) if j not in used_new]
+    return pairs, rest_old, rest_new
+
+
+def change_flags(old_text: str, new_text: str) -> dict[str, Any]:
+    """Flagged clauses added, removed or modified between two versions of a document.
+
+    Clauses are matched by exact text first (a moved sentence is not a change); the leftovers are
+    paired by similarity as "modified", the rest are "added"/"removed". `summary` holds one line
+    per (change, category), e.g. "modified clause on data-sale", for alert subjects.
+    """
+    old = flag_text(old_text)
+    new = flag_text(new_text)
+    remaining: dict[str, list[int]] = {}
+    for i, fc in enumerate(old):
+        remaining.setdefault(fc.clause.text, []).append(i)
+    matched_old: set[int] = set()
+    left_new: list[FlaggedClause] = []
+    for fc in new:
+        idxs = remaining.get(fc.clause.text)
+        if idxs:
+            matched_old.add(idxs.pop(0))
+        else:
+            left_new.append(fc)
+    left_old = [fc for i, fc in enumerate(old) if i not in matched_old]
+    pairs, rest_old, rest_new = _pair_modified(left_old, left_new)
+
+    added = [_clause_entry(left_new[j]) for j in rest_new]
+    removed = [_clause_entry(left_old[i]) for i in rest_old]
+    modified: list[dict[str, Any]] = []
+    for o, n, ratio in pairs:
+        cats = [c for c in CATEGORIES if c in o.categories or c in n.categories]
+        modified.append(
+            {
+                "old": _clause_entry(o),
+                "new": _clause_entry(n),
+                "heading": n.clause.heading,
+                "categories": cats,
+                "similarity": ratio,
+            }
+        )
+    by_category: dict[str, dict[str, int]] = {}
+    for kind, entries in (("added", added), ("removed", removed), ("modified", modified)):
+        for entry in entries:
+            for cat in entry["categories"]:
+                by_category.setdefault(cat, {"added": 0, "removed": 0, "modified": 0})[kind] += 1
+    ordered = {c: by_category[c] for c in CATEGORIES if c in by_category}
+    summary = [
+        f"{kind} clause on {cat}" if n == 1 else f"{n} {kind} clauses on {cat}"
+        for cat, counts in ordered.items()
+        for kind, n in counts.items()
+        if n
+    ]
+    return {
+        "added": added,
+        "removed": removed,
+        "modified": modified,
+        "by_category": ordered,
+        "summary": summary,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reviewer checklist
+
+CHECKLIST_EVIDENCE = 3  # clauses quoted per question
+# For these the question is "does it say where/what", so a denial is still an answer "yes".
+_ANY_MENTION_IS_YES = frozenset({"data-location"})
+
+
+def checklist(text: str) -> list[dict[str, Any]]:
+    """One answer per category question: "yes", "no" or "unclear", with quoted evidence.
+
+    "yes" when some clause allows the practice (outright or on conditions); "no" when every
+    clause found denies it ("we do not sell your personal information"); "unclear" when nothing
+    was found: silence is not a promise, so it is never turned into "no".
+    """
+    return checklist_from_flags((fc.clause, fc.flags) for fc in flag_text(text))
+
+
+def checklist_from_flags(flagged: Iterable[tuple[Clause, list[Flag]]]) -> list[dict[str, Any]]:
+    """`checklist` from clauses already flagged (lets callers cache flags per clause)."""
+    found: dict[str, list[tuple[Flag, Clause]]] = {}
+    for clause, flags in flagged:
+        for f in flags:
+            found.setdefault(f.category, []).append((f, clause))
+    return [_answer(cat.id, found.get(cat.id, [])) for cat in CATEGORIES.values()]
+
+
+def _answer(category: str, items: list[tuple[Flag, Clause]]) -> dict[str, Any]:
+    cat = CATEGORIES[category]
+    stances = [f.stance for f, _ in items]
+    if not items:
+        answer = "unclear"
+    elif cat.id in _ANY_MENTION_IS_YES or any(s != "denies" for s in stances):
+        answer = "yes"
+    else:
+        answer = "no"
+
+    def supports(s: str | None) -> bool:
+        return s == "denies" if answer == "no" else s != "denies"
+
+    # Best evidence first: clauses that support the answer, then by confidence.
+    best = sorted(items, key=lambda it: (not supports(it[0].stance), -it[0].score))
+    return {
+        "category": cat.id,
+        "family": cat.family,
+        "severity": cat.severity,
+        "question": cat.question,
+        "answer": answer,
+        "conditional": any(s == "conditional" for s in stances),
+        "evidence": [
+            {
+                "clause": clause.text,
+                "heading": clause.heading,
+                "quote": f.evidence,
+                "stance": f.stance,
+            }
+            for f, clause in best[:CHECKLIST_EVIDENCE]
+        ],
+    }
