@@ -49,6 +49,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "id": int, "document_key": str, "sha256": str, "compare_sha256": str, "text": str,
             "chars": int, "first_seen": str, "last_seen": str, "run_id": int,
             "snapshot_path": str, "snapshot_sha256": str, "raw_path": str, "raw_sha256": str,
+            "raw_pruned_at": str,
         },
         "pk": "id",
     },
@@ -57,6 +58,20 @@ TABLES: dict[str, dict[str, Any]] = {
             "id": int, "document_key": str, "run_id": int, "detected_at": str,
             "from_version_id": int, "to_version_id": int, "kind": str, "summary": str,
             "diff": str, "flags": str, "suspect": int, "quiet": int, "note": str,
+        },
+        "pk": "id",
+    },
+    "reviews": {
+        "columns": {
+            "id": int, "change_id": int, "decision": str, "reviewer": str, "note": str,
+            "decided_at": str, "via": str,
+        },
+        "pk": "id",
+    },
+    "prunes": {
+        "columns": {
+            "id": int, "pruned_at": str, "version_id": int, "raw_path": str, "raw_sha256": str,
+            "bytes": int, "reason": str,
         },
         "pk": "id",
     },
@@ -110,6 +125,8 @@ INDEXES = [
     ("changes", ["document_key"]),
     ("fetches", ["document_key", "started_at"]),
     ("fetches", ["run_id"]),
+    ("fetches", ["version_id"]),
+    ("reviews", ["change_id"]),
     ("notify_items", ["recipient", "id"]),
     ("notify_messages", ["recipient", "channel", "id"]),
 ]
@@ -204,7 +221,7 @@ class Store:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
 
-    def _insert(self, table: str, row: dict[str, Any]) -> int:
+    def insert_row(self, table: str, row: dict[str, Any]) -> int:
         inserted = self.db.table(table).insert(row)
         assert inserted.last_rowid is not None
         return int(inserted.last_rowid)
@@ -230,7 +247,7 @@ class Store:
     # runs -----------------------------------------------------------------------------------
     def start_run(self, started_at: str, only: str | None) -> int:
         with self.transaction():
-            return self._insert(
+            return self.insert_row(
                 "runs",
                 {"started_at": started_at, "status": "running", "pid": os.getpid(), "only": only},
             )
@@ -305,7 +322,7 @@ class Store:
         return files
 
     def add_version(self, row: dict[str, Any]) -> int:
-        version_id = self._insert("versions", row)
+        version_id = self.insert_row("versions", row)
         self.db.execute(
             "insert into versions_fts (rowid, text) values (?, ?)", [version_id, row["text"]]
         )
@@ -316,7 +333,7 @@ class Store:
 
     # changes and fetches -------------------------------------------------------------------
     def add_change(self, row: dict[str, Any]) -> int:
-        return self._insert("changes", row)
+        return self.insert_row("changes", row)
 
     def changes(self, document_key: str | None = None) -> list[dict[str, Any]]:
         if document_key is None:
@@ -326,7 +343,7 @@ class Store:
         )
 
     def add_fetch(self, row: dict[str, Any]) -> int:
-        return self._insert("fetches", row)
+        return self.insert_row("fetches", row)
 
     def fetches(self, document_key: str) -> list[dict[str, Any]]:
         return list(
