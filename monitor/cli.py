@@ -97,7 +97,11 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
 @click.pass_obj
 def validate(obj: Context) -> None:
     """Check the watchlist without fetching anything."""
+    from monitor.notify import check
+
     watchlist = obj.watchlist()
+    for warning in check(watchlist):  # notification channels: see docs/notify.md
+        click.echo(f"warning: {warning}", err=True)
     documents = sum(1 for _ in watchlist.documents())
     click.echo(
         f"{obj.watchlist_path}: ok — {len(watchlist.platforms)} platforms, {documents} documents, "
@@ -135,6 +139,32 @@ def show(obj: Context, version_id: int) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print what was built as JSON.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes flagging versions not flagged before (default: one per CPU).",
+)
+@click.pass_obj
+def report(obj: Context, as_json: bool, jobs: int | None) -> None:
+    """Rebuild the whole HTML report in HOME/reports/ (a run updates it by itself)."""
+    import os
+
+    from monitor.report import REPORT_DIR, build_site
+
+    stats = build_site(obj.store(), workers=jobs or os.cpu_count() or 1)
+    if as_json:
+        click.echo(json.dumps(stats.as_json(), indent=2))
+        return
+    pages = len(stats.written) + len(stats.unchanged)
+    click.echo(
+        f"{obj.home / REPORT_DIR / 'index.html'}: {pages} pages, {len(stats.written)} rewritten, "
+        f"in {stats.seconds:.1f} s"
+    )
+
+
+@main.command()
 @click.option("--input", "input_file", type=click.File("r"), default="-", help="JSON lines in.")
 @click.option("--output", "output_file", type=click.File("w"), default="-", help="JSON lines out.")
 def flag(input_file: Any, output_file: Any) -> None:
@@ -159,3 +189,205 @@ def eval_flags(path: str) -> None:
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
+
+
+@main.command()
+@click.option("--test", "send_test", is_flag=True, help="Send a test message on every channel.")
+@click.option("--pending", "show_pending", is_flag=True, help="Show what waits; send nothing.")
+@click.option("--reviewer", metavar="NAME", help="Only this reviewer (with --test or --pending).")
+@click.pass_obj
+def notify(obj: Context, send_test: bool, show_pending: bool, reviewer: str | None) -> None:
+    """Send what is pending (deliveries that failed before), or check the channels."""
+    from monitor import notify as notifications
+    from monitor.run import RunLocked, run_lock
+    from monitor.store import Store
+
+    watchlist = obj.watchlist()
+    if reviewer and reviewer not in watchlist.reviewers:
+        known = ", ".join(watchlist.reviewers) or "none"
+        click.echo(f"error: --reviewer {reviewer}: no such reviewer (known: {known})", err=True)
+        sys.exit(EXIT_CONFIG)
+    if show_pending:
+        store = obj.store()
+        try:
+            found, problems = notifications.pending(store, watchlist)
+        finally:
+            store.close()
+        found = [p for p in found if reviewer in (None, p.recipient)]
+        click.echo(notifications.format_pending(found, problems))
+        return
+    obj.home.mkdir(parents=True, exist_ok=True)
+    try:  # a run delivers too: one sender at a time, or an item could go out twice
+        with run_lock(obj.home):
+            store = Store(obj.home)
+            try:
+                report = (
+                    notifications.send_test(store, watchlist, reviewer)
+                    if send_test
+                    else notifications.deliver_pending(store, watchlist)
+                )
+            finally:
+                store.close()
+    except RunLocked as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    click.echo(notifications.format_report(report))
+    sys.exit(EXIT_FAILURES if report.failed or report.problems else EXIT_OK)
+
+
+@main.command()
+@click.option("--pending", is_flag=True, help="Only changes still awaiting a decision.")
+@click.option("--platform", metavar="PLATFORM", help="Only this platform.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def changes(obj: Context, pending: bool, platform: str | None, as_json: bool) -> None:
+    """List recorded changes, newest first, with their review state."""
+    from monitor.review import format_changes, list_changes
+
+    rows = list_changes(obj.store(), pending=pending, platform=platform)
+    click.echo(json.dumps(rows, indent=2) if as_json else format_changes(rows))
+
+
+@main.command()
+@click.argument("change_id", type=int)
+@click.option("--decision", required=True, help="acceptable, needs-pio or deal-breaker.")
+@click.option("--by", "reviewer", required=True, metavar="NAME", help="Who decides.")
+@click.option("--note", default="", help="The reasoning, kept with the decision.")
+@click.pass_obj
+def review(obj: Context, change_id: int, decision: str, reviewer: str, note: str) -> None:
+    """Record a review decision on a change (earlier decisions are kept)."""
+    from monitor.review import ReviewError, record_decision
+
+    store = obj.store()
+    try:
+        recorded = record_decision(store, change_id, decision, reviewer, note)
+    except ReviewError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    _refresh_report(obj, store)
+    click.echo(f"change {change_id}: {recorded.decision} by {recorded.reviewer}")
+
+
+def _refresh_report(obj: Context, store: Any) -> None:
+    """Decisions show on the report site; refresh it when there is one."""
+    if (obj.home / "reports").exists():
+        from monitor.report import build_site
+
+        build_site(store)
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", metavar="DATE", help="From this date (YYYY-MM-DD).")
+@click.option("--until", metavar="DATE", help="Up to this date.")
+@click.option("--platform", metavar="PLATFORM", help="Only this platform.")
+@click.pass_obj
+def export(
+    obj: Context, out: Path, since: str | None, until: str | None, platform: str | None
+) -> None:
+    """Bundle a period's records into a zip with a sha256 manifest, for a records request."""
+    from monitor.records import RecordsError, parse_date
+    from monitor.records import export as export_records
+
+    try:
+        counts = export_records(
+            obj.store(),
+            out,
+            parse_date(since, "--since"),
+            parse_date(until, "--until", end_of_day=True),
+            platform,
+        )
+    except RecordsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo(
+        f"{out}: {counts['files']} files ({counts['versions']} versions, "
+        f"{counts['changes']} changes)"
+    )
+
+
+@main.command()
+@click.pass_obj
+def verify(obj: Context) -> None:
+    """Re-hash every snapshot file against the database; exit 1 if any is missing or altered."""
+    from monitor.records import verify as verify_records
+
+    report = verify_records(obj.store())
+    click.echo(report.text())
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILURES)
+
+
+@main.command()
+@click.argument("phrase")
+@click.option("--platform", metavar="PLATFORM", help="Only this platform.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def search(obj: Context, phrase: str, platform: str | None, as_json: bool) -> None:
+    """Find where and since when a phrase appears in any recorded version."""
+    from monitor.records import RecordsError, format_search
+    from monitor.records import search as search_records
+
+    try:
+        results = search_records(obj.store(), phrase, platform)
+    except RecordsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo(json.dumps(results, indent=2) if as_json else format_search(results, phrase))
+
+
+@main.command()
+@click.option("--raw-older-than", "age", required=True, metavar="AGE", help="e.g. 365d")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.pass_obj
+def prune(obj: Context, age: str, dry_run: bool) -> None:
+    """Delete raw pages older than AGE (never texts, diffs, decisions or current versions)."""
+    from monitor.records import RecordsError, parse_age, prune_raw
+    from monitor.run import RunLocked, run_lock
+
+    try:
+        older_than = parse_age(age)
+        with run_lock(obj.home):
+            pruned = prune_raw(obj.store(), older_than, dry_run=dry_run)
+    except RecordsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except RunLocked as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    verb = "would delete" if dry_run else "deleted"
+    for entry in pruned:
+        click.echo(f"{verb} {entry['raw_path']} ({entry['bytes']:,} bytes)")
+    click.echo(f"{len(pruned)} raw pages {verb}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--allow-remote", is_flag=True, help="Allow a non-local --host (needs a token).")
+@click.pass_obj
+def serve(obj: Context, host: str, port: int, allow_remote: bool) -> None:
+    """Serve the report site and let reviewers record decisions on change pages."""
+    import os
+
+    from monitor.serve import TOKEN_ENV, ServeError, check_bind, make_server
+
+    token = os.environ.get(TOKEN_ENV) or None
+    try:
+        check_bind(host, allow_remote, token)
+    except ServeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    if not (obj.home / "reports" / "index.html").exists():
+        from monitor.report import build_site
+
+        build_site(obj.store())
+    server = make_server(obj.home, host, port, token)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{server.server_port}/"
+    click.echo(f"serving {obj.home / 'reports'} at {url} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
