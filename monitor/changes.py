@@ -43,6 +43,12 @@ class Recorded:
     from_version_id: int | None = None
 
 
+def record_unchanged(store: Store, version_id: int, fetched_at: str) -> Recorded:
+    with store.transaction():
+        store.touch_version(version_id, fetched_at)
+    return Recorded("unchanged", version_id)
+
+
 def snapshot_stamp(timestamp: str) -> str:
     """`2026-11-24T03:00:01.123456Z` -> `2026-11-24T030001Z`: sortable and safe on every FS."""
     return timestamp[:19].replace(":", "") + "Z"
@@ -69,9 +75,7 @@ def record_text(
     current = store.version(current_id) if current_id else None
 
     if current is not None and current.compare_sha256 == compare_sha:
-        with store.transaction():
-            store.touch_version(current.id, fetched_at)
-        return Recorded("unchanged", current.id)
+        return record_unchanged(store, current.id, fetched_at)
 
     earlier = store.find_version(document.key, compare_sha)
     if earlier is not None and current is not None:

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.changes import Recorded, comparison_sha, record_text
+from monitor.changes import Recorded, comparison_sha, record_text, record_unchanged
 from monitor.extract import ExtractError, extract_document
 from monitor.fetch import FetchPool, FetchResult, now_utc
 from monitor.guard import GuardError, check_text, compare
 from monitor.notify import notify_after_run
 from monitor.relocate import relocate
 from monitor.report import update_after_run
-from monitor.store import Store
+from monitor.store import Store, Version
 from monitor.watchlist import Document, Watchlist
 
 LOCK_NAME = ".tos-monitor.lock"
@@ -214,9 +214,16 @@ async def _process(
     document: Document,
     stage_seconds: dict[str, float],
 ) -> DocumentOutcome:
-    previous = _current_text(store, document)
-    result = await pool.fetch(document)
+    current = _current_version(store, document)
+    previous = current.text if current else None
+    known = store.known_fingerprint(document.key, current.id if current else None)
+    result = await pool.fetch(document, known)
     outcome = DocumentOutcome(document, result)
+    if current is not None and result.ok and result.page and result.page.same_as_known:
+        # The visible policy text is byte-identical to last night's: nothing to extract.
+        outcome.recorded = record_unchanged(store, current.id, result.started_at)
+        _record_fetch(store, run_id, outcome)
+        return outcome
     started = time.perf_counter()
     text = await _checked_text(document, result, previous)
     suspect = False
@@ -252,10 +259,9 @@ async def _process(
     return outcome
 
 
-def _current_text(store: Store, document: Document) -> str | None:
+def _current_version(store: Store, document: Document) -> Version | None:
     row = store.document(document.key) or {}
-    version = store.version(row["current_version_id"]) if row.get("current_version_id") else None
-    return version.text if version else None
+    return store.version(row["current_version_id"]) if row.get("current_version_id") else None
 
 
 def _is_suspicious(store: Store, document: Document, previous: str, text: str) -> bool:
@@ -332,6 +338,7 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
                 "title": result.page.title if result.page else None,
                 "relocated": result.relocated,
                 "notes": "\n".join(result.notes) or None,
+                "fingerprint": result.page.fingerprint if result.page else None,
                 "version_id": recorded.version_id if recorded else None,
                 "change_id": recorded.change_id if recorded else None,
             }

@@ -81,7 +81,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "duration_ms": int, "url": str, "final_url": str, "http_status": int,
             "outcome": str, "error_class": str, "message": str, "renderer": str,
             "locale": str, "timezone": str, "attempts": int, "version_id": int,
-            "change_id": int, "title": str, "relocated": str, "notes": str,
+            "change_id": int, "title": str, "relocated": str, "notes": str, "fingerprint": str,
         },
         "pk": "id",
     },
@@ -344,6 +344,18 @@ class Store:
 
     def add_fetch(self, row: dict[str, Any]) -> int:
         return self.insert_row("fetches", row)
+
+    def known_fingerprint(self, document_key: str, current_version_id: int | None) -> str | None:
+        """The visible-text fingerprint of the last fetch, if that fetch read the current
+        version: then an equal fingerprint tonight means the same text."""
+        row = self.db.execute(
+            "select version_id, fingerprint from fetches where document_key = ? "
+            "order by id desc limit 1",
+            [document_key],
+        ).fetchone()
+        if row is None or current_version_id is None or row[0] != current_version_id:
+            return None
+        return str(row[1]) if row[1] else None
 
     def fetches(self, document_key: str) -> list[dict[str, Any]]:
         return list(

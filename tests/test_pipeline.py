@@ -250,3 +250,23 @@ def test_cli_history_and_show(server: PageServer, tmp_path: Path) -> None:
 
     missing = run_cli(tmp_path, "show", "999")
     assert missing.returncode == 2 and "no version 999" in missing.stderr
+
+
+def test_an_unchanged_visible_text_skips_extraction_but_a_change_does_not(
+    server: PageServer, tmp_path: Path
+) -> None:
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms"), "select": ["#policy"]}})
+    for text in (POLICY_V1, POLICY_V1, POLICY_V2, POLICY_V2):
+        server.page("/terms", policy_page(text))  # fresh noise around the policy every night
+        night(tmp_path)
+    store = Store(tmp_path)
+    fetches = store.fetches("example/terms")
+    assert [f["outcome"] for f in fetches] == ["baseline", "unchanged", "new", "unchanged"]
+    assert fetches[0]["fingerprint"] == fetches[1]["fingerprint"] != fetches[2]["fingerprint"]
+    assert len(store.versions("example/terms")) == 2
+    # Editing the selectors invalidates the fingerprint: the text is extracted again.
+    make_watchlist(
+        tmp_path,
+        {"terms": {"url": server.url("/terms"), "select": ["#policy"], "remove": ["h2"]}},
+    )
+    assert [c["kind"] for c in night(tmp_path)["changes"]] == ["new"]
