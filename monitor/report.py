@@ -1,0 +1,490 @@
+"""The HTML report: a static site in `reports/` (home folder) built from the records.
+
+    build_site(store)          every page (`tos-monitor report`)
+    update_site(store, run_id) only the pages a nightly run changed (called at the end of a run)
+
+Pages (all plain files that work from file:// or any web server; see docs/report.md):
+
+    index.html                          every document, its status, pending changes, checklists
+    documents/<platform>.<doc>.html     a document's timeline of versions and changes
+    changes/<id>.html                   one change: header, flags, inline / side-by-side diff
+    versions/<id>.html                  the full text of one version
+    platforms/<platform>.html           the reviewer checklist of a platform
+    assets/report.css, assets/report.js copied from templates/assets/
+
+Policy text is hostile input: it only ever reaches a page through Jinja2 with autoescape on, and
+no template marks page text safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from monitor.categories import CATEGORIES, Category
+from monitor.report_checklist import (
+    Answers,
+    ChecklistCache,
+    answer_since,
+    combine,
+    merge_timelines,
+)
+from monitor.report_data import (
+    SEVERITIES,
+    ChangeInfo,
+    DocumentInfo,
+    PlatformInfo,
+    Site,
+    VersionInfo,
+    load_diff,
+    load_site,
+    load_text,
+)
+from monitor.report_diff import diff_view, heading_level, text_runs
+from monitor.report_svg import TimelineEvent, parse_time, sparkline, timeline
+from monitor.report_write import BuildStats, SiteWriter, write_atomic
+from monitor.store import Store
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+REPORT_DIR = "reports"
+CACHE_DIR = ".cache"
+LAST_BUILD = "last-build.json"
+ASSETS = ("report.css", "report.js", "favicon.svg")
+PENDING_ON_INDEX = 100  # the index lists this many pending changes; document pages list all
+
+
+# --- Templates -----------------------------------------------------------------------------------
+
+
+def when(value: str | None) -> str:
+    """`2026-11-24T03:00:01.123Z` -> `2026-11-24 03:00 UTC` (UTC, like the records)."""
+    if not value:
+        return "—"
+    return parse_time(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def day(value: str | None) -> str:
+    return parse_time(value).astimezone(UTC).strftime("%Y-%m-%d") if value else "—"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def short_title(category: Category) -> str:
+    """ "Indemnification / hold harmless" -> "Indemnification": fits a table cell."""
+    return category.title.split(" / ")[0].split(", ")[0]
+
+
+def other_counts(answers: dict[str, str]) -> dict[str, int]:
+    """How many of the questions that are not deal breakers got each answer."""
+    counts = dict.fromkeys(("yes", "no", "unclear"), 0)
+    for cat in CATEGORIES.values():
+        if cat.severity != "deal-breaker" and cat.id in answers:
+            counts[answers[cat.id]] = counts.get(answers[cat.id], 0) + 1
+    return counts
+
+
+def safe_href(url: str | None) -> str:
+    """Only web links from the watchlist become links; anything else (javascript:) does not."""
+    return url if url and url.startswith(("https://", "http://")) else "#"
+
+
+@lru_cache(maxsize=4)
+def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates),
+        autoescape=True,  # every template, .html or .svg: policy text is hostile
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(when=when, day=day, short_title=short_title, safe_href=safe_href)
+    env.globals.update(
+        plural=plural,
+        categories=CATEGORIES,
+        severities=SEVERITIES,
+        heading_level=heading_level,
+        other_counts=other_counts,
+    )
+    return env
+
+
+def site_fingerprint() -> str:
+    """Templates and report code: when they change, the next update rebuilds every page."""
+    digest = hashlib.sha256()
+    files = sorted(TEMPLATES.rglob("*")) + sorted(Path(__file__).parent.glob("report*.py"))
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# --- Page data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DocumentAnswer:
+    document: DocumentInfo
+    item: dict[str, Any]  # one entry of the checklist: answer, evidence, ...
+    since: str | None
+
+
+@dataclass
+class Question:
+    category: Category
+    answer: str
+    since: str | None
+    documents: list[DocumentAnswer]
+
+
+def snapshot_href(root: str, path: str) -> str:
+    """Link from a page to a file of the home folder (snapshots/...), one level above reports/."""
+    return f"{root}../{quote(path)}" if path else ""
+
+
+class Builder:
+    """Renders pages of one site state into `reports/`."""
+
+    def __init__(self, store: Store, stats: BuildStats, now: datetime | None = None):
+        self.store = store
+        self.out = store.home / REPORT_DIR
+        self.site: Site = load_site(store)
+        self.writer = SiteWriter(self.out, stats)
+        self.cache = ChecklistCache(self.out / CACHE_DIR)
+        self.now = now or datetime.now(UTC)
+        self.env = environment()
+        self.generated = self.now.strftime("%Y-%m-%d %H:%M UTC")
+
+    def render(self, template: str, relative: str, **context: Any) -> None:
+        root = "../" * relative.count("/")
+        html = self.env.get_template(template).render(root=root, **context)
+        self.writer.write(relative, html)
+
+    # checklists ---------------------------------------------------------------------------------
+    def answers(self, document: DocumentInfo, version: VersionInfo) -> Answers:
+        return self.cache.answers_of(
+            document.key, version.sha256, lambda: load_text(self.store, version.id)
+        )
+
+    def checklist(self, document: DocumentInfo) -> list[dict[str, Any]] | None:
+        current = document.current
+        if current is None:
+            return None
+        return self.cache.checklist_of(
+            document.key, current.sha256, lambda: load_text(self.store, current.id)
+        )
+
+    def current_answers(self, platform: PlatformInfo) -> dict[str, str]:
+        """Category -> the platform's combined answer now (documents never fetched left out)."""
+        answers = [self.answers(d, d.current) for d in platform.documents if d.current]
+        if not answers:
+            return {}
+        return {cat: combine(a.get(cat, "unclear") for a in answers) for cat in CATEGORIES}
+
+    def answer_timeline(self, document: DocumentInfo) -> list[tuple[str, Answers]]:
+        return [(began, self.answers(document, v)) for began, v, _ in document.states()]
+
+    def questions(self, platform: PlatformInfo) -> list[Question]:
+        documents = [d for d in platform.documents if d.current]
+        timelines = {d.key: self.answer_timeline(d) for d in documents}
+        merged = merge_timelines(timelines)
+        checklists = {
+            d.key: {item["category"]: item for item in self.checklist(d) or []} for d in documents
+        }
+        questions = []
+        for category in CATEGORIES.values():
+            per_document = [
+                DocumentAnswer(
+                    d, checklists[d.key][category.id], answer_since(timelines[d.key], category.id)
+                )
+                for d in documents
+            ]
+            answer = combine(a.item["answer"] for a in per_document)
+            since = answer_since(merged, category.id)
+            questions.append(Question(category, answer, since, per_document))
+        return questions
+
+    # pages --------------------------------------------------------------------------------------
+    def filling_checklists(self, workers: int) -> AbstractContextManager[None]:
+        """Every version's answers, flagged in `workers` processes when many are missing."""
+        versions = {
+            d.key: [(v.sha256, v.id) for v in d.versions] for d in self.site.documents.values()
+        }
+        return self.cache.filling(self.store.home / "monitor.db", versions, workers)
+
+    def assets(self) -> None:
+        for name in ASSETS:
+            self.writer.write(f"assets/{name}", (TEMPLATES / "assets" / name).read_bytes())
+
+    def index(self) -> None:
+        documents = sorted(
+            self.site.documents.values(),
+            key=lambda d: (d.row.get("last_changed") or "", d.key),
+            reverse=True,
+        )
+        platforms = list(self.site.platforms.values())
+        pending = sorted(
+            (c for d in documents for c in d.open_changes), key=lambda c: c.id, reverse=True
+        )
+        self.render(
+            "index.html",
+            "index.html",
+            documents=documents,
+            documents_by_key=self.site.documents,
+            platforms=platforms,
+            answers={p.id: self.current_answers(p) for p in platforms},
+            sparklines={p.id: self.platform_sparkline(p) for p in platforms},
+            pending=pending[:PENDING_ON_INDEX],
+            pending_total=len(pending),
+            failing=[d for d in documents if d.failing],
+            generated=self.generated,
+        )
+
+    def platform_sparkline(self, platform: PlatformInfo) -> Any:
+        times = [parse_time(c.detected_at) for d in platform.documents for c in d.changes]
+        return sparkline(times, self.now)
+
+    def platform(self, platform: PlatformInfo) -> None:
+        self.render(
+            "platform.html",
+            f"platforms/{platform.id}.html",
+            platform=platform,
+            questions=self.questions(platform),
+            generated=self.generated,
+        )
+
+    def document(self, document: DocumentInfo) -> None:
+        root = "../"
+        events = [
+            TimelineEvent(
+                at=parse_time(began),
+                lane=version.ordinal - 1,
+                kind=change.kind if change else "baseline",
+                severity=change.severity if change else "none",
+                href=f"{root}changes/{change.id}.html" if change else "",
+                title=_event_title(change, version) if change else "",
+            )
+            for began, version, change in document.states()
+        ]
+        self.render(
+            "document.html",
+            f"documents/{document.slug}.html",
+            document=document,
+            platform=self.site.platforms[document.platform],
+            picture=timeline(events, len(document.versions), self.now),
+            snapshot_href=snapshot_href,
+            generated=self.generated,
+        )
+
+    def change(self, change: ChangeInfo) -> None:
+        document = self.site.documents[change.document_key]
+        self.render(
+            "change.html",
+            f"changes/{change.id}.html",
+            document=document,
+            change=change,
+            old=document.version(change.from_version_id),
+            new=document.version(change.to_version_id),
+            view=diff_view(load_diff(self.store, change.id)),
+            flagged=flagged_clauses(change.flags),
+            snapshot_href=snapshot_href,
+        )
+
+    def version(self, version: VersionInfo) -> None:
+        document = self.site.documents[version.document_key]
+        self.render(
+            "version.html",
+            f"versions/{version.id}.html",
+            document=document,
+            version=version,
+            runs=text_runs(
+                (heading_level(block), block)
+                for block in load_text(self.store, version.id).split("\n")
+                if block.strip()
+            ),
+            snapshot_href=snapshot_href,
+        )
+
+
+def _event_title(change: ChangeInfo, version: VersionInfo) -> str:
+    what = "Revert to" if change.kind == "revert" else "Change to"
+    return f"{day(change.detected_at)}: {what} version {version.ordinal} ({change.severity})"
+
+
+def flagged_clauses(flags: dict[str, Any]) -> list[tuple[Category, list[dict[str, Any]]]]:
+    """The change's flagged clauses grouped by category, deal breakers first."""
+    groups: dict[str, list[dict[str, Any]]] = {cat: [] for cat in CATEGORIES}
+    for kind in ("added", "removed"):
+        for entry in flags.get(kind, []):
+            for cat in entry.get("categories", []):
+                item = {"kind": kind, "text": entry["text"], "heading": entry.get("heading", "")}
+                groups.setdefault(cat, []).append(item)
+    for entry in flags.get("modified", []):
+        for cat in entry.get("categories", []):
+            groups.setdefault(cat, []).append(
+                {
+                    "kind": "modified",
+                    "text": entry["new"]["text"],
+                    "old_text": entry["old"]["text"],
+                    "heading": entry.get("heading", ""),
+                }
+            )
+    return [(CATEGORIES[c], items) for c, items in groups.items() if items and c in CATEGORIES]
+
+
+# --- Builds --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _build_lock(out: Path) -> Iterator[None]:
+    """One builder at a time per site: a manual `report` waits for the nightly update."""
+    (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
+    with open(out / CACHE_DIR / "build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def build_site(store: Store, now: datetime | None = None, workers: int = 1) -> BuildStats:
+    """Render every page of the site.
+
+    `workers` > 1 flags the versions whose checklist answers are not cached yet in that many
+    processes (see `ChecklistCache.fill` for the one condition on the calling program).
+    """
+    stats = BuildStats("full")
+    with _build_lock(store.home / REPORT_DIR):
+        builder = Builder(store, stats, now)
+        _render_all(builder, workers)
+        builder.cache.save()
+        _mark_built(builder.out)
+        return _record_stats(builder.out, stats)
+
+
+def _render_all(builder: Builder, workers: int) -> None:
+    site = builder.site
+    builder.assets()
+    with builder.filling_checklists(workers):
+        # The pages that need no checklist answers, while workers flag versions.
+        for document in site.documents.values():
+            for version in document.versions:
+                builder.version(version)
+            for change in document.changes:
+                builder.change(change)
+    for document in site.documents.values():
+        builder.document(document)
+    for platform in site.platforms.values():
+        builder.platform(platform)
+    builder.index()
+
+
+def _mark_built(out: Path) -> None:
+    data = json.dumps({"fingerprint": site_fingerprint()}).encode()
+    write_atomic(out / CACHE_DIR / "site.json", data)
+
+
+def _record_stats(out: Path, stats: BuildStats) -> BuildStats:
+    """Keep what the last build did (`.cache/last-build.json`): the nightly update has no other
+    place to say which pages it rewrote."""
+    stats.finish()
+    write_atomic(out / CACHE_DIR / LAST_BUILD, json.dumps(stats.as_json(), indent=1).encode())
+    return stats
+
+
+def _built_fingerprint(out: Path) -> str | None:
+    try:
+        return str(json.loads((out / CACHE_DIR / "site.json").read_text())["fingerprint"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+@dataclass
+class Affected:
+    documents: set[str]
+    changes: set[int]
+    versions: set[int]
+
+
+def affected_by_run(store: Store, site: Site, run_id: int) -> Affected:
+    """What one run changed: documents with a new version, change or failure, or that recovered
+    from failing (their status changed); the run's changes and the change before each (its
+    "next change" link); the run's new versions."""
+    documents: set[str] = set()
+    for row in store.db.query(
+        "select document_key, outcome from fetches where run_id = ?", [run_id]
+    ):
+        key, outcome = row["document_key"], row["outcome"]
+        if outcome != "unchanged" or _failed_before(store, key, run_id):
+            documents.add(key)
+    changes = {c.id for c in site.changes.values() if c.run_id == run_id}
+    changes |= {p for c in list(changes) if (p := site.changes[c].previous_id) is not None}
+    versions = {
+        v.id
+        for key in documents
+        if key in site.documents
+        for v in site.documents[key].versions
+        if v.run_id == run_id
+    }
+    return Affected(documents & set(site.documents), changes, versions)
+
+
+def _failed_before(store: Store, key: str, run_id: int) -> bool:
+    rows = list(
+        store.db.query(
+            "select outcome from fetches where document_key = ? and run_id < ?"
+            " order by id desc limit 1",
+            [key, run_id],
+        )
+    )
+    return bool(rows) and rows[0]["outcome"] == "failed"
+
+
+def update_site(store: Store, run_id: int, now: datetime | None = None) -> BuildStats:
+    """Re-render only the pages a run changed; the whole site when it was never built or the
+    templates or report code changed since."""
+    out = store.home / REPORT_DIR
+    if not (out / "index.html").exists() or _built_fingerprint(out) != site_fingerprint():
+        return build_site(store, now)
+    stats = BuildStats("incremental")
+    with _build_lock(out):
+        builder = Builder(store, stats, now)
+        affected = affected_by_run(store, builder.site, run_id)
+        for version_id in sorted(affected.versions):
+            builder.version(builder.site.versions[version_id])
+        for change_id in sorted(affected.changes):
+            builder.change(builder.site.changes[change_id])
+        platforms = set()
+        for key in sorted(affected.documents):
+            document = builder.site.documents[key]
+            builder.document(document)
+            platforms.add(document.platform)
+        for platform in sorted(platforms):
+            builder.platform(builder.site.platforms[platform])
+        builder.index()
+        builder.cache.save()
+        return _record_stats(out, stats)
+
+
+def update_after_run(store: Store, run_id: int) -> BuildStats | None:
+    """The nightly run's hook: a report problem is reported, never fails the recorded run."""
+    try:
+        return update_site(store, run_id)
+    except Exception as exc:  # noqa: BLE001 - the records are safe; the report can be rebuilt
+        print(
+            f"warning: the report was not updated ({type(exc).__name__}: {exc}); "
+            "run 'tos-monitor report' to rebuild it",
+            file=sys.stderr,
+        )
+        return None

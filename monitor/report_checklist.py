@@ -1,0 +1,293 @@
+"""Reviewer checklist answers for the report, cached so a site build stays fast.
+
+`monitor.flag.checklist(text)` flags every clause of a text, which takes 0.2 s for a short policy
+and several seconds for a long privacy policy. The report needs the answers of every version (to
+date when each answer last changed), so results are kept in `reports/.cache/checklist-<fp>/`:
+
+- `checklists/<sha256>.json`: the full checklist (answers and evidence) of a version that was
+  some document's current text;
+- `answers.json`: category -> answer for every version text seen, one file for quick loading;
+- `clauses/<platform>.<document>.json`: the flags of each clause (by heading + text) seen in a
+  document, so a new version costs only the clauses it changed: a typical nightly change flags a
+  handful of clauses instead of hundreds.
+
+`<fp>` fingerprints the flagger's code and model, so any change to them starts a fresh cache
+instead of serving stale answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import monitor.categories
+import monitor.flag
+from monitor.categories import CATEGORIES
+from monitor.flag import CHECKLIST_EVIDENCE, Clause, Flag, flag_clause, split_clauses
+from monitor.report_write import write_atomic
+
+CACHE_FORMAT = 1  # bump when the cached structures change
+PARALLEL_MIN_VERSIONS = 40  # fewer missing versions are flagged in-process, without workers
+ANSWERS = ("yes", "no", "unclear")
+Answers = dict[str, str]  # category id -> "yes" / "no" / "unclear"
+Checklist = list[dict[str, Any]]
+
+# Mirrors `monitor.flag._ANY_MENTION_IS_YES`; tests compare this module with flag.checklist().
+_ANY_MENTION_IS_YES = frozenset({"data-location"})
+
+
+@lru_cache(maxsize=1)
+def flagger_fingerprint() -> str:
+    """Hash of everything the flags depend on: flag.py, categories.py and the shipped model."""
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
+    sources = [Path(monitor.flag.__file__), Path(monitor.categories.__file__)]
+    data = Path(monitor.flag.__file__).parent / "data"
+    for path in [*sources, *sorted(data.glob("*"))]:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def aggregate(flagged: Iterable[tuple[Clause, list[Flag]]]) -> Checklist:
+    """The checklist from flagged clauses, exactly as `monitor.flag.checklist` builds it.
+
+    Mirrored here because flag.py only offers it on a whole text, which would flag every clause
+    again; `tests/test_report.py` checks that both agree.
+    """
+    found: dict[str, list[tuple[Flag, Clause]]] = {}
+    for clause, flags in flagged:
+        for f in flags:
+            found.setdefault(f.category, []).append((f, clause))
+    return [_answer(cat.id, found.get(cat.id, [])) for cat in CATEGORIES.values()]
+
+
+def _answer(category: str, items: list[tuple[Flag, Clause]]) -> dict[str, Any]:
+    cat = CATEGORIES[category]
+    stances = [f.stance for f, _ in items]
+    if not items:
+        answer = "unclear"
+    elif cat.id in _ANY_MENTION_IS_YES or any(s != "denies" for s in stances):
+        answer = "yes"
+    else:
+        answer = "no"
+
+    def supports(s: str | None) -> bool:
+        return s == "denies" if answer == "no" else s != "denies"
+
+    best = sorted(items, key=lambda it: (not supports(it[0].stance), -it[0].score))
+    return {
+        "category": cat.id,
+        "family": cat.family,
+        "severity": cat.severity,
+        "question": cat.question,
+        "answer": answer,
+        "conditional": any(s == "conditional" for s in stances),
+        "evidence": [
+            {"clause": c.text, "heading": c.heading, "quote": f.evidence, "stance": f.stance}
+            for f, c in best[:CHECKLIST_EVIDENCE]
+        ],
+    }
+
+
+def _clause_key(clause: Clause) -> str:
+    return hashlib.blake2b(f"{clause.heading}\0{clause.text}".encode(), digest_size=12).hexdigest()
+
+
+class ClauseMemo:
+    """Flags per clause of one document, loaded from and saved to one JSON file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.flags: dict[str, list[dict[str, Any]]] = _read_json(path, {})
+        self.dirty = False
+
+    def flagged(self, text: str) -> list[tuple[Clause, list[Flag]]]:
+        out = []
+        for clause in split_clauses(text):
+            key = _clause_key(clause)
+            if key not in self.flags:
+                self.flags[key] = [asdict(f) for f in flag_clause(clause.text, clause.heading)]
+                self.dirty = True
+            out.append((clause, [Flag(**f) for f in self.flags[key]]))
+        return out
+
+    def save(self) -> None:
+        if self.dirty:
+            write_atomic(self.path, json.dumps(self.flags, separators=(",", ":")).encode())
+            self.dirty = False
+
+
+class ChecklistCache:
+    """Checklists and answers per version text (by sha256), computed at most once."""
+
+    def __init__(self, cache_root: Path):
+        self.dir = cache_root / f"checklist-{flagger_fingerprint()}"
+        self.answers: dict[str, Answers] = _read_json(self.dir / "answers.json", {})
+        self._answers_dirty = False
+        self._memos: dict[str, ClauseMemo] = {}
+        self._full: dict[str, Checklist] = {}
+
+    def answers_of(self, document_key: str, sha: str, text: Callable[[], str]) -> Answers:
+        """The answers for one version; `text` is only called when they are not cached yet.
+
+        Only the answers are kept: past versions need them for dating, not their evidence.
+        """
+        if sha not in self.answers:
+            checklist = aggregate(self._memo(document_key).flagged(text()))
+            self._remember(sha, checklist)
+        return self.answers[sha]
+
+    def checklist_of(self, document_key: str, sha: str, text: Callable[[], str]) -> Checklist:
+        """The full checklist (answers with quoted evidence) of one version."""
+        if sha in self._full:
+            return self._full[sha]
+        path = self.dir / "checklists" / f"{sha}.json"
+        checklist: Checklist | None = _read_json(path, None)
+        if checklist is None:
+            checklist = aggregate(self._memo(document_key).flagged(text()))
+            write_atomic(path, json.dumps(checklist, ensure_ascii=False).encode("utf-8"))
+        self._full[sha] = checklist
+        if sha not in self.answers:
+            self._remember(sha, checklist)
+        return checklist
+
+    def _remember(self, sha: str, checklist: Checklist) -> None:
+        self.answers[sha] = {item["category"]: item["answer"] for item in checklist}
+        self._answers_dirty = True
+
+    def _memo(self, document_key: str) -> ClauseMemo:
+        if document_key not in self._memos:
+            self._memos[document_key] = ClauseMemo(_memo_path(self.dir, document_key))
+        return self._memos[document_key]
+
+    @contextmanager
+    def filling(
+        self, database: Path, versions: dict[str, list[tuple[str, int]]], workers: int
+    ) -> Iterator[None]:
+        """Flag the versions whose answers are missing in worker processes, one document per
+        worker, while the caller's block runs; when the block ends, the answers are cached.
+
+        `versions` is document key -> [(sha256, version id)]. For full builds: a first build over
+        a long history (or one after the flagger changed) has every version to flag, the work
+        splits cleanly by document, and the block can render the pages that need no checklist.
+        A few missing versions are left to `answers_of`: starting workers would cost more. The
+        block must not ask for the answers of these documents.
+
+        Workers are started with "spawn" (a forked child would inherit the caller's threads and
+        database connections), which re-imports the caller's main script: only call this with
+        workers > 1 from a program whose main module is guarded by `if __name__ == "__main__"`.
+        """
+        jobs = self._missing(versions)
+        workers = min(workers, len(jobs))
+        if workers < 2 or sum(len(items) for _, items in jobs) < PARALLEL_MIN_VERSIONS:
+            yield
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_answers_job, self.dir, database, key, items) for key, items in jobs
+            ]
+            yield
+            for future in futures:
+                self.answers.update(future.result())
+                self._answers_dirty = True
+
+    def _missing(
+        self, versions: dict[str, list[tuple[str, int]]]
+    ) -> list[tuple[str, list[tuple[str, int]]]]:
+        """(document, versions without cached answers), the longest lists first."""
+        jobs = []
+        for key, items in versions.items():
+            missing = sorted({(sha, vid) for sha, vid in items if sha not in self.answers})
+            if missing and key not in self._memos:  # a memo loaded here would be overwritten
+                jobs.append((key, missing))
+        return sorted(jobs, key=lambda job: -len(job[1]))
+
+    def save(self) -> None:
+        for memo in self._memos.values():
+            memo.save()
+        if self._answers_dirty:
+            data = json.dumps(self.answers, separators=(",", ":")).encode()
+            write_atomic(self.dir / "answers.json", data)
+            self._answers_dirty = False
+
+
+def _memo_path(cache_dir: Path, document_key: str) -> Path:
+    return cache_dir / "clauses" / (document_key.replace("/", ".") + ".json")
+
+
+def _answers_job(
+    cache_dir: Path, database: Path, document_key: str, items: list[tuple[str, int]]
+) -> dict[str, Answers]:
+    """Worker: the answers of one document's versions (reads the database read-only)."""
+    memo = ClauseMemo(_memo_path(cache_dir, document_key))
+    connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    found: dict[str, Answers] = {}
+    try:
+        for sha, version_id in items:
+            row = connection.execute("select text from versions where id = ?", [version_id])
+            text = row.fetchone()[0]
+            checklist = aggregate(memo.flagged(text))
+            found[sha] = {item["category"]: item["answer"] for item in checklist}
+    finally:
+        connection.close()
+    memo.save()
+    return found
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return default  # a missing or damaged cache file is recomputed, never an error
+
+
+# --- Answers over time -------------------------------------------------------------------------
+
+
+def combine(answers: Iterable[str]) -> str:
+    """A platform's answer from its documents': any "yes" wins, then any "no", else unclear."""
+    found = set(answers)
+    return "yes" if "yes" in found else "no" if "no" in found else "unclear"
+
+
+def answer_since(timeline: list[tuple[str, Answers]], category: str) -> str | None:
+    """When the current answer began: the start of the last stretch of states sharing it.
+
+    `timeline` is (time the state began, answers), oldest first.
+    """
+    if not timeline:
+        return None
+    current = timeline[-1][1].get(category)
+    since = None
+    for began, answers in reversed(timeline):
+        if answers.get(category) != current:
+            break
+        since = began
+    return since
+
+
+def merge_timelines(timelines: dict[str, list[tuple[str, Answers]]]) -> list[tuple[str, Answers]]:
+    """Platform states over time from its documents' states: each document event starts a new
+    state whose answers combine every document's answers at that moment."""
+    events = sorted(
+        (began, key, answers) for key, states in timelines.items() for began, answers in states
+    )
+    current: dict[str, Answers] = {}
+    merged: list[tuple[str, Answers]] = []
+    for began, key, answers in events:
+        current[key] = answers
+        combined = {
+            cat: combine(a.get(cat, "unclear") for a in current.values()) for cat in CATEGORIES
+        }
+        merged.append((began, combined))
+    return merged
