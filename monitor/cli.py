@@ -264,16 +264,11 @@ def review(obj: Context, change_id: int, decision: str, reviewer: str, note: str
     except ReviewError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
-    _refresh_report(obj, store)
+    if (obj.home / "reports").exists():  # decisions show on the report site: refresh it
+        from monitor.report import update_for_review
+
+        update_for_review(store, change_id)
     click.echo(f"change {change_id}: {recorded.decision} by {recorded.reviewer}")
-
-
-def _refresh_report(obj: Context, store: Any) -> None:
-    """Decisions show on the report site; refresh it when there is one."""
-    if (obj.home / "reports").exists():
-        from monitor.report import build_site
-
-        build_site(store)
 
 
 @main.command()

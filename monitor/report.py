@@ -477,6 +477,26 @@ def update_site(store: Store, run_id: int, now: datetime | None = None) -> Build
         return _record_stats(out, stats)
 
 
+def update_for_review(store: Store, change_id: int, now: datetime | None = None) -> BuildStats:
+    """Re-render what shows a change's decision: its page, its document, platform and index."""
+    out = store.home / REPORT_DIR
+    if not (out / "index.html").exists() or _built_fingerprint(out) != site_fingerprint():
+        return build_site(store, now)
+    stats = BuildStats("incremental")
+    with _build_lock(out):
+        builder = Builder(store, stats, now)
+        change = builder.site.changes.get(change_id)
+        if change is not None:
+            builder.change(change)
+            document = builder.site.documents.get(change.document_key)
+            if document is not None:
+                builder.document(document)
+                builder.platform(builder.site.platforms[document.platform])
+        builder.index()
+        builder.cache.save()
+        return _record_stats(out, stats)
+
+
 def update_after_run(store: Store, run_id: int) -> BuildStats | None:
     """The nightly run's hook: a report problem is reported, never fails the recorded run."""
     try:

@@ -206,9 +206,9 @@ class Handler(BaseHTTPRequestHandler):
                 store, change_id, field.get("decision", ""), field.get("by", ""),
                 field.get("note", ""), via="web",
             )  # fmt: skip
-            from monitor.report import build_site
+            from monitor.report import update_for_review
 
-            build_site(store)
+            update_for_review(store, change_id)
         finally:
             store.close()
 

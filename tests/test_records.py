@@ -47,6 +47,7 @@ def changes_json(home: Path, *args: str) -> list[dict]:
 
 
 def test_decisions_are_recorded_and_superseded_but_kept(history: Path) -> None:
+    assert run_cli(history, "report").returncode == 0
     [change] = changes_json(history, "--pending")
     assert change["review_state"] == "pending" and change["kind"] == "new"
     assert "arbitration" in change["categories"]
@@ -66,6 +67,8 @@ def test_decisions_are_recorded_and_superseded_but_kept(history: Path) -> None:
         ("needs-pio", "Jane Analyst"), ("deal-breaker", "Pat PIO")
     ]  # fmt: skip
     assert changes_json(history, "--platform", "nowhere") == []
+    page = (history / "reports" / "changes" / f"{change['change_id']}.html").read_text()
+    assert "Pat PIO" in page, "the report shows the latest decision"
 
 
 def test_bad_review_requests_are_refused_with_exit_2(history: Path) -> None:
