@@ -149,6 +149,11 @@ class Question:
     answer: str
     since: str | None
     documents: list[DocumentAnswer]
+    reviewed: str | None = None  # the platform's answer when it was last reviewed
+
+    @property
+    def changed_since_review(self) -> bool:
+        return self.reviewed is not None and self.reviewed != self.answer
 
 
 def snapshot_href(root: str, path: str) -> str:
@@ -198,10 +203,43 @@ class Builder:
     def answer_timeline(self, document: DocumentInfo) -> list[tuple[str, Answers]]:
         return [(began, self.answers(document, v)) for began, v, _ in document.states()]
 
-    def questions(self, platform: PlatformInfo) -> list[Question]:
+    def last_review(self, platform: PlatformInfo) -> ChangeInfo | None:
+        """The platform's change with the most recent decision (on any of its documents)."""
+        reviewed = [c for d in platform.documents for c in d.changes if c.review]
+        return max(reviewed, key=lambda c: c.review.id if c.review else 0, default=None)
+
+    def reviewed_answers(
+        self,
+        platform: PlatformInfo,
+        change: ChangeInfo,
+        timelines: dict[str, list[tuple[str, Answers]]],
+    ) -> dict[str, str]:
+        """The platform's answers as they were reviewed: the reviewed change's document at the
+        change's new version, every other document at its version current when the decision
+        was recorded. Only cached per-version answers (the timelines) are read."""
+        if change.review is None:
+            return {}
+        decided = parse_time(change.review.decided_at)
+        answers = []
+        for document in platform.documents:
+            reviewed = document.version(change.to_version_id)
+            if document.key == change.document_key and reviewed is not None:
+                answers.append(self.answers(document, reviewed))
+                continue
+            held = [
+                a for began, a in timelines.get(document.key, []) if parse_time(began) <= decided
+            ]
+            if held:
+                answers.append(held[-1])
+        if not answers:
+            return {}
+        return {cat: combine(a.get(cat, "unclear") for a in answers) for cat in CATEGORIES}
+
+    def questions(self, platform: PlatformInfo, review: ChangeInfo | None = None) -> list[Question]:
         documents = [d for d in platform.documents if d.current]
         timelines = {d.key: self.answer_timeline(d) for d in documents}
         merged = merge_timelines(timelines)
+        reviewed = self.reviewed_answers(platform, review, timelines) if review else {}
         checklists = {
             d.key: {item["category"]: item for item in self.checklist(d) or []} for d in documents
         }
@@ -215,7 +253,9 @@ class Builder:
             ]
             answer = combine(a.item["answer"] for a in per_document)
             since = answer_since(merged, category.id)
-            questions.append(Question(category, answer, since, per_document))
+            questions.append(
+                Question(category, answer, since, per_document, reviewed.get(category.id))
+            )
         return questions
 
     # pages --------------------------------------------------------------------------------------
@@ -259,11 +299,14 @@ class Builder:
         return sparkline(times, self.now)
 
     def platform(self, platform: PlatformInfo) -> None:
+        review = self.last_review(platform)
         self.render(
             "platform.html",
             f"platforms/{platform.id}.html",
             platform=platform,
-            questions=self.questions(platform),
+            questions=self.questions(platform, review),
+            review=review,
+            reviewed_document=self.site.documents[review.document_key] if review else None,
             generated=self.generated,
         )
 
@@ -478,7 +521,8 @@ def update_site(store: Store, run_id: int, now: datetime | None = None) -> Build
 
 
 def update_for_review(store: Store, change_id: int, now: datetime | None = None) -> BuildStats:
-    """Re-render what shows a change's decision: its page, its document, platform and index."""
+    """Re-render what shows a change's decision: its page, its document, the platform's page
+    (its "last reviewed" line and the answers changed since) and the index."""
     out = store.home / REPORT_DIR
     if not (out / "index.html").exists() or _built_fingerprint(out) != site_fingerprint():
         return build_site(store, now)

@@ -34,6 +34,7 @@ class Review:
     reviewer: str
     decided_at: str
     note: str
+    id: int = 0  # the decision's row: the highest id is the most recent decision
 
 
 def document_type(document_id: str, name: str) -> str:
@@ -232,7 +233,7 @@ def _load_reviews(store: Store) -> dict[int, Review]:
     from monitor.review import latest_decisions
 
     return {
-        change_id: Review(d.decision, d.reviewer, d.decided_at, d.note)
+        change_id: Review(d.decision, d.reviewer, d.decided_at, d.note, d.id)
         for change_id, d in latest_decisions(store).items()
     }
 

@@ -529,3 +529,70 @@ def test_a_recorded_decision_shows_and_leaves_the_awaiting_list(
     expect(terms.filter(has_text="Example")).to_contain_text("1 change")  # escalated: still open
     expect(page.locator("table.changes")).to_contain_text("Escalated to the PIO")
     expect(page.locator("table.changes tbody tr")).to_have_count(2)
+
+
+TERMS_V3 = TERMS_V1.replace(
+    "## 4. Section 4",
+    "## 3b. Arbitration\nAny dispute between you and Example will be settled by binding "
+    "arbitration on an individual basis.\n\n## 4. Section 4",
+)
+
+
+def test_platform_page_shows_the_last_review_and_answers_changed_since(
+    history: History, tmp_path: Path, page: Page
+) -> None:
+    from monitor.report import update_for_review
+    from monitor.review import record_decision
+
+    home = tmp_path / "home"
+    shutil.copytree(history.home, home)
+    platform_page = url(home / "reports" / "platforms" / "example.html")
+    page.goto(platform_page)
+    expect(page.locator(".last-review")).to_have_text("Not reviewed yet.")
+
+    store = Store(home)
+    first, revert = (c["id"] for c in store.changes("example/terms"))
+    decision = record_decision(store, revert, "acceptable", "Pat <b>Reviewer</b>")
+    update_for_review(store, revert)  # as `tos-monitor review` and `serve` do
+    store.close()
+    page.goto(platform_page)
+    line = page.locator(".last-review")
+    expect(line).to_contain_text(
+        f"Last reviewed by Pat <b>Reviewer</b> on {decision.decided_at[:10]} (Acceptable)"
+    )
+    expect(line.locator("time")).to_have_attribute("datetime", decision.decided_at)
+    expect(line.get_by_role("link")).to_have_attribute("href", f"../changes/{revert}.html")
+    html = (home / "reports" / "platforms" / "example.html").read_text()
+    assert "Pat &lt;b&gt;Reviewer&lt;/b&gt;" in html and "<b>Reviewer" not in html
+    expect(page.locator("main .changed-since-review:not(.last-review *)")).to_have_count(0)
+    page.goto(url(home / "reports" / "platforms" / "other.html"))
+    expect(page.locator(".last-review")).to_have_text("Not reviewed yet.")
+
+    # A later night adds an arbitration clause: that answer is no longer the one reviewed.
+    try:
+        history.server.page("/terms", policy_page(TERMS_V3))
+        history.server.page("/privacy", policy_page(PRIVACY_V2))
+        night(home)  # the run updates the site itself
+    finally:
+        history.server.page("/terms", policy_page(TERMS_V1))
+    page.goto(platform_page)
+    arbitration = page.locator("#q-arbitration .answer-line")
+    expect(arbitration.locator(".ans")).to_have_text("yes")
+    expect(arbitration.locator(".changed-since-review")).to_have_text(
+        "changed since review (was unclear)"
+    )
+    summary = page.locator("table.checklist tbody tr", has_text="arbitration")
+    expect(summary.locator(".changed-since-review")).to_be_visible()
+    expect(page.locator("#q-governing-law .changed-since-review")).to_have_count(0)
+    expect(page.locator("main .changed-since-review:not(.last-review *)")).to_have_count(2)
+    expect(page.locator(".last-review")).to_contain_text("Pat <b>Reviewer</b>")
+
+    # The most recent decision counts, whichever change it is on: the first change's new
+    # version already had an arbitration clause, so nothing differs from that review.
+    store = Store(home)
+    record_decision(store, first, "needs-pio", "Sam Second")
+    update_for_review(store, first)
+    page.goto(platform_page)
+    expect(page.locator(".last-review")).to_contain_text("Last reviewed by Sam Second on")
+    expect(page.locator(".last-review")).to_contain_text("(Escalated to the PIO)")
+    expect(page.locator("main .changed-since-review:not(.last-review *)")).to_have_count(0)
