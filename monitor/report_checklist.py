@@ -32,7 +32,7 @@ from typing import Any
 import monitor.categories
 import monitor.flag
 from monitor.categories import CATEGORIES
-from monitor.flag import CHECKLIST_EVIDENCE, Clause, Flag, flag_clause, split_clauses
+from monitor.flag import Clause, Flag, checklist_from_flags, flag_clause, split_clauses
 from monitor.report_write import write_atomic
 
 CACHE_FORMAT = 1  # bump when the cached structures change
@@ -40,9 +40,6 @@ PARALLEL_MIN_VERSIONS = 40  # fewer missing versions are flagged in-process, wit
 ANSWERS = ("yes", "no", "unclear")
 Answers = dict[str, str]  # category id -> "yes" / "no" / "unclear"
 Checklist = list[dict[str, Any]]
-
-# Mirrors `monitor.flag._ANY_MENTION_IS_YES`; tests compare this module with flag.checklist().
-_ANY_MENTION_IS_YES = frozenset({"data-location"})
 
 
 @lru_cache(maxsize=1)
@@ -58,44 +55,8 @@ def flagger_fingerprint() -> str:
 
 
 def aggregate(flagged: Iterable[tuple[Clause, list[Flag]]]) -> Checklist:
-    """The checklist from flagged clauses, exactly as `monitor.flag.checklist` builds it.
-
-    Mirrored here because flag.py only offers it on a whole text, which would flag every clause
-    again; `tests/test_report.py` checks that both agree.
-    """
-    found: dict[str, list[tuple[Flag, Clause]]] = {}
-    for clause, flags in flagged:
-        for f in flags:
-            found.setdefault(f.category, []).append((f, clause))
-    return [_answer(cat.id, found.get(cat.id, [])) for cat in CATEGORIES.values()]
-
-
-def _answer(category: str, items: list[tuple[Flag, Clause]]) -> dict[str, Any]:
-    cat = CATEGORIES[category]
-    stances = [f.stance for f, _ in items]
-    if not items:
-        answer = "unclear"
-    elif cat.id in _ANY_MENTION_IS_YES or any(s != "denies" for s in stances):
-        answer = "yes"
-    else:
-        answer = "no"
-
-    def supports(s: str | None) -> bool:
-        return s == "denies" if answer == "no" else s != "denies"
-
-    best = sorted(items, key=lambda it: (not supports(it[0].stance), -it[0].score))
-    return {
-        "category": cat.id,
-        "family": cat.family,
-        "severity": cat.severity,
-        "question": cat.question,
-        "answer": answer,
-        "conditional": any(s == "conditional" for s in stances),
-        "evidence": [
-            {"clause": c.text, "heading": c.heading, "quote": f.evidence, "stance": f.stance}
-            for f, c in best[:CHECKLIST_EVIDENCE]
-        ],
-    }
+    """The checklist from clauses already flagged (cached per clause), by the flagger's own rule."""
+    return checklist_from_flags(flagged)
 
 
 def _clause_key(clause: Clause) -> str:
