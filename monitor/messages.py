@@ -85,6 +85,29 @@ class FailureNotice:
     message: str
     hint: str
     recovered_at: str = ""  # set: this is the "fetched again" note for an earlier alert
+    # Set: this is a relocation notice (`select` matched nothing, the text was found there).
+    proposed_selector: str = ""
+    old_selectors: tuple[str, ...] = ()
+    relocated_at: str = ""
+
+    @property
+    def title(self) -> str:
+        return f"{self.platform} {self.document}"
+
+    @property
+    def failing(self) -> bool:
+        return not self.recovered_at and not self.proposed_selector
+
+
+@dataclass(frozen=True)
+class AwaitingNotice:
+    """A change detected long ago that still has no review decision (a reminder)."""
+
+    change_id: int
+    platform: str
+    document: str
+    detected_at: str
+    link: str = ""
 
     @property
     def title(self) -> str:
@@ -100,6 +123,7 @@ class Content:
     changes: tuple[ChangeNotice, ...] = ()
     failures: tuple[FailureNotice, ...] = ()
     report_url: str = ""
+    awaiting: tuple[AwaitingNotice, ...] = ()  # digest: changes still awaiting review
     channel: str = ""  # for test messages: which channel this is
 
 
@@ -234,6 +258,9 @@ HINTS: dict[str, str] = {
     "not-html": "The address serves something other than a page (a download?): check `url`.",
     "too-large": "The page is larger than 20 MB: the address probably points at the wrong thing.",
     "browser": "Chromium could not start or crashed: check the monitor's machine and the message.",
+    "relocated": "The page was redesigned: the watchlist's `select` matched nothing, and the "
+    "policy text was found at the proposed selector, which the monitor uses meanwhile. Check it "
+    "on the page and update the watchlist's select in watchlist.yaml.",
 }
 _STATUS = re.compile(r"\b([1-5]\d\d)\b")
 
@@ -372,6 +399,9 @@ def subject(content: Content) -> str:
 
 def _digest_subject(content: Content) -> str:
     changes = content.changes
+    if not changes:
+        n = len(content.awaiting)
+        return f"{SUBJECT_PREFIX} {n} change{'' if n == 1 else 's'} awaiting your review"
     cats: list[str] = []
     for hit in sorted((h for c in changes for h in c.categories),
                       key=lambda h: SEVERITY_ORDER[h.severity]):  # fmt: skip
@@ -389,7 +419,12 @@ def _digest_subject(content: Content) -> str:
 
 
 def _alert_subject(content: Content) -> str:
-    failing = [f for f in content.failures if not f.recovered_at]
+    failing = [f for f in content.failures if f.failing]
+    moved = [f for f in content.failures if f.proposed_selector]
+    if moved and not failing:
+        names = ", ".join(clean(f.title) for f in moved[:2])
+        more = f" and {len(moved) - 2} more" if len(moved) > 2 else ""
+        return f"{SUBJECT_PREFIX} Update the watchlist's select: {names}{more}"
     if not failing:
         names = ", ".join(clean(f.title) for f in content.failures[:2])
         return f"{SUBJECT_PREFIX} Fetched again: {names}"
@@ -442,6 +477,9 @@ class Format:
     def failure(self, failure: FailureNotice) -> str:
         raise NotImplementedError
 
+    def awaiting(self, content: Content) -> str:
+        raise NotImplementedError
+
     def test(self, content: Content) -> str:
         raise NotImplementedError
 
@@ -456,16 +494,31 @@ class Format:
 
     # shared wording ----------------------------------------------------------------------
     def intro(self, content: Content) -> str:
+        if content.kind == "digest" and not content.changes:
+            n = len(content.awaiting)
+            docs = "1 change" if n == 1 else f"{n} changes"
+            verb = "awaits" if n == 1 else "await"
+            return f"{docs} to documents you review still {verb} your decision."
         if content.kind == "digest":
             n = len(content.changes)
             docs = "1 document" if n == 1 else f"{n} documents"
             return f"tos-monitor recorded changes to {docs} you review. Deal breakers come first."
         if content.kind == "alert" and all(f.recovered_at for f in content.failures):
             return "tos-monitor fetches these documents again: their changes are watched again."
+        if content.kind == "alert" and all(f.proposed_selector for f in content.failures):
+            return "The watchlist's select of these documents no longer matches their page; " \
+                "tos-monitor found the text at another selector and watches it there."  # fmt: skip
+        if content.kind == "alert" and any(f.proposed_selector for f in content.failures):
+            return "These documents need attention: some failed to fetch on consecutive " \
+                "runs, some need their watchlist select updated."  # fmt: skip
         if content.kind == "alert":
             return "tos-monitor could not fetch these documents on consecutive runs, so their " \
                 "changes are not being watched until this is fixed."  # fmt: skip
         return "This is a test message from tos-monitor."
+
+    def awaiting_text(self) -> str:
+        return "Detected a while ago and still without a decision " \
+            "('tos-monitor review' records one):"  # fmt: skip
 
     def footer_text(self) -> str:
         return "Sent by tos-monitor. Each change is reported once per channel; " \
@@ -520,6 +573,14 @@ class HtmlFormat(Format):
     def header(self, content: Content) -> str:
         title = {"digest": "Policy changes", "alert": "Documents failing to fetch",
                  "test": "Test message"}[content.kind]  # fmt: skip
+        if content.kind == "digest" and not content.changes:
+            title = "Awaiting your review"
+        elif (
+            content.kind == "alert"
+            and not any(f.failing for f in content.failures)
+            and any(f.proposed_selector for f in content.failures)
+        ):
+            title = "Watchlist selectors to update"
         return (
             f'<h1 style="{_S["h1"]}">{title} for {self.esc(content.recipient)}</h1>'
             f'<p style="{_S["p"]}">{self.esc(self.intro(content))}</p>'
@@ -596,12 +657,35 @@ class HtmlFormat(Format):
                 f'<p style="{_S["p"]}">Fetched again on {self.esc(when(failure.recovered_at))}, '
                 f"after failing since {self.esc(when(failure.failing_since))}.</p></div>"
             )
+        if failure.proposed_selector:
+            return head + (
+                f'<p style="{_S["p"]}">The policy text moved on the page '
+                f"({self.esc(when(failure.relocated_at))}).</p>"
+                f'<p style="{_S["p"]}">Old select: '
+                f"<b>{self.esc(', '.join(failure.old_selectors))}</b> — matches nothing</p>"
+                f'<p style="{_S["p"]}">Proposed select: '
+                f"<b>{self.esc(failure.proposed_selector)}</b></p>"
+                f'<p style="{_S["p"]}">What to do: {self.esc(failure.hint)}</p></div>'
+            )
         return head + (
             f'<p style="{_S["p"]}">Failing since {self.esc(when(failure.failing_since))} '
             f"({failure.failures} runs in a row).</p>"
             f'<p style="{_S["p"]}">Error: <b>{self.esc(failure.error_class)}</b> — '
             f"{self.esc(shorten(failure.message, self.clause_chars))}</p>"
             f'<p style="{_S["p"]}">What to do: {self.esc(failure.hint)}</p></div>'
+        )
+
+    def awaiting(self, content: Content) -> str:
+        items = []
+        for a in content.awaiting:
+            link = f" · {self.link(a.link)}" if a.link else ""
+            items.append(
+                f'<p style="{_S["p"]}">{self.esc(a.platform)} — {self.esc(a.document)} · '
+                f"detected {self.esc(when(a.detected_at))}{link}</p>"
+            )
+        return (
+            f'<div style="{_S["section"]}"><h2 style="{_S["h2"]}">Awaiting your review</h2>'
+            f'<p style="{_S["meta"]}">{self.esc(self.awaiting_text())}</p>{"".join(items)}</div>'
         )
 
     def test(self, content: Content) -> str:
@@ -706,6 +790,16 @@ class MarkdownFormat(Format):
                 f"{title}: fetched again on {self.esc(when(failure.recovered_at))}, after "
                 f"failing since {self.esc(when(failure.failing_since))}."
             )
+        if failure.proposed_selector:
+            return "\n\n".join([
+                f"{title}: the policy text moved on the page "
+                f"({self.esc(when(failure.relocated_at))})",
+                f"Old select: {self.bold(self.esc(', '.join(failure.old_selectors)))} — "
+                "matches nothing",
+                f"Proposed select: {self.bold(self.esc(failure.proposed_selector))}",
+                f"What to do: {self.esc(failure.hint)}",
+                self.link(failure.url, failure.url),
+            ])  # fmt: skip
         return "\n\n".join([
             f"{title}: failing since {self.esc(when(failure.failing_since))} "
             f"({failure.failures} runs in a row)",
@@ -714,6 +808,14 @@ class MarkdownFormat(Format):
             f"What to do: {self.esc(failure.hint)}",
             self.link(failure.url, failure.url),
         ])  # fmt: skip
+
+    def awaiting(self, content: Content) -> str:
+        lines = [f"{self.bold('Awaiting your review')}: {self.esc(self.awaiting_text())}"]
+        for a in content.awaiting:
+            link = f" — {self.link(a.link, 'change page')}" if a.link else ""
+            lines.append(f"- {self.esc(a.platform)} — {self.esc(a.document)}, detected "
+                         f"{self.esc(when(a.detected_at))}{link}")  # fmt: skip
+        return "\n".join(lines)
 
     def test(self, content: Content) -> str:
         return self.esc(self.test_text(content))
@@ -799,7 +901,8 @@ def render(
 
 def _sections(fmt: Format, content: Content) -> list[str]:
     if content.kind == "digest":
-        return [fmt.change(c) for c in content.changes]
+        awaiting = [fmt.awaiting(content)] if content.awaiting else []
+        return [*(fmt.change(c) for c in content.changes), *awaiting]
     if content.kind == "alert":
         return [fmt.failure(f) for f in content.failures]
     return [fmt.test(content)]

@@ -4,7 +4,10 @@ to the admin, through Apprise (e-mail, Microsoft Teams workflows, Slack, ntfy, j
 Delivery loses nothing and repeats nothing:
 
 * After a run, each change is queued once per reviewer as an *item* (`notify_items`); failures
-  that reached `settings.failure_alert_after` runs are queued for the admin, once per streak.
+  that reached `settings.failure_alert_after` runs are queued for the admin, once per streak,
+  and relocations (a `select` that matched nothing, the text found elsewhere) once per document
+  and proposed selector. A reviewer with changes still pending review after
+  `settings.review_reminder_days` gets a reminder item, at most once per that many days.
 * For every channel of a recipient, the items it has not delivered are rendered into one message
   (`notify_messages`), sent with a short in-run retry, and on success recorded per item and
   channel in `notify_deliveries`, whose primary key (item, channel) makes a second delivery
@@ -30,7 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -348,6 +351,81 @@ def enqueue(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
                     "run_id": run_id, "created_at": now,
                 })  # fmt: skip
         added += _enqueue_failures(store, watchlist, run_id, now)
+        added += _enqueue_relocations(store, watchlist, run_id, now)
+        added += _enqueue_reminders(store, watchlist, run_id, now)
+    return added
+
+
+def _enqueue_relocations(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
+    """Tell the admin when a document's `select` matched nothing this run and the text was
+    found at another selector: once per document and proposed selector."""
+    admin = watchlist.settings.admin
+    if not admin:
+        return 0
+    documents = {d.key: d for d in watchlist.documents()}
+    added = 0
+    for fetch in store.db.query(
+        "select document_key, relocated, started_at from fetches where run_id = ? and "
+        "relocated is not null and relocated != '' order by id",
+        [run_id],
+    ):
+        document = documents.get(fetch["document_key"])
+        if document is None:
+            continue
+        details = {"old_selectors": list(document.select), "proposed_selector": fetch["relocated"],
+                   "relocated_at": fetch["started_at"] or now}  # fmt: skip
+        added += _add_item(store, {
+            "recipient": admin, "kind": "relocated",
+            "ref": f"relocated:{document.key}@{fetch['relocated']}",
+            "document_key": document.key, "run_id": run_id, "created_at": now,
+            "details": json.dumps(details),
+        })  # fmt: skip
+    return added
+
+
+def _decided(store: Store) -> set[int]:
+    """Changes with a review decision (monitor.review; imported here, not at the top: it
+    imports the fetch stage, which `tos-monitor notify` does not need otherwise)."""
+    from monitor.review import PENDING, latest_decisions
+
+    return {cid for cid, d in latest_decisions(store).items() if d.decision != PENDING}
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _enqueue_reminders(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
+    """A reminder for each reviewer with changes detected more than `review_reminder_days`
+    ago that still have no review decision, at most once per that many days per reviewer."""
+    days = watchlist.settings.review_reminder_days
+    if days <= 0:
+        return 0
+    cutoff = _stamp(datetime.strptime(now, "%Y-%m-%dT%H:%M:%S.%fZ") - timedelta(days=days))
+    decided = _decided(store)
+    waiting: dict[str, list[int]] = {}
+    for row in store.db.query(
+        "select c.id, d.platform from changes c join documents d on d.key = c.document_key "
+        "where c.detected_at < ? and coalesce(c.quiet, 0) = 0 order by c.id",
+        [cutoff],
+    ):
+        if row["id"] in decided or row["platform"] not in watchlist.platforms:
+            continue
+        for rid in reviewers_for(watchlist, row["platform"]):
+            waiting.setdefault(rid, []).append(row["id"])
+    added = 0
+    for rid, change_ids in waiting.items():
+        recent = store.db.execute(
+            "select 1 from notify_items where recipient = ? and kind = 'reminder' and "
+            "created_at > ? limit 1",
+            [rid, cutoff],
+        ).fetchone()
+        if recent:
+            continue
+        added += _add_item(store, {
+            "recipient": rid, "kind": "reminder", "ref": f"reminder:{now}", "run_id": run_id,
+            "created_at": now, "details": json.dumps({"change_ids": change_ids}),
+        })  # fmt: skip
     return added
 
 
@@ -446,7 +524,13 @@ def pending_items(store: Store, recipient: str, channel: str) -> list[dict[str, 
 # Content
 
 
-KIND_OF_ITEM = {"change": "digest", "failure": "alert", "recovered": "alert"}
+KIND_OF_ITEM = {
+    "change": "digest",
+    "reminder": "digest",
+    "failure": "alert",
+    "recovered": "alert",
+    "relocated": "alert",
+}
 
 
 def build_content(
@@ -456,10 +540,14 @@ def build_content(
     name = reviewer.name if reviewer else recipient
     report_url = watchlist.settings.report_url
     if kind == "digest":
-        changes = [c for c in (_change(store, i, report_url) for i in items) if c is not None]
+        changes = [c for c in (_change(store, i, report_url) for i in items
+                               if i["kind"] == "change") if c is not None]  # fmt: skip
         changes.sort(key=lambda c: (min((messages.SEVERITY_ORDER[h.severity]
                                          for h in c.categories), default=9), c.title))  # fmt: skip
-        return Content("digest", name, changes=tuple(changes), report_url=report_url)
+        shown = {c.change_id for c in changes}
+        awaiting = [a for a in _awaiting(store, items, report_url) if a.change_id not in shown]
+        return Content("digest", name, changes=tuple(changes), report_url=report_url,
+                       awaiting=tuple(awaiting))  # fmt: skip
     failures = [_failure(store, item) for item in items]
     return Content("alert", name, failures=tuple(failures), report_url=report_url)
 
@@ -477,9 +565,52 @@ def _change(store: Store, item: dict[str, Any], report_url: str) -> messages.Cha
     return messages.change_notice(change, document, report_url, reverted_to)
 
 
+def _awaiting(
+    store: Store, items: Sequence[dict[str, Any]], report_url: str
+) -> list[messages.AwaitingNotice]:
+    """The changes the reminders in `items` name that still have no decision now."""
+    ids: set[int] = set()
+    for item in items:
+        if item["kind"] == "reminder":
+            ids.update(json.loads(item.get("details") or "{}").get("change_ids", []))
+    if not ids:
+        return []
+    decided = _decided(store)
+    out = []
+    for change in store.db.table("changes").rows_where(
+        f"id in ({', '.join('?' for _ in ids)})", sorted(ids), order_by="detected_at, id"
+    ):
+        if change["id"] in decided:
+            continue
+        doc = store.document(change["document_key"]) or {}
+        out.append(messages.AwaitingNotice(
+            change_id=change["id"],
+            platform=doc.get("platform_name") or doc.get("platform") or change["document_key"],
+            document=doc.get("name") or doc.get("document") or "",
+            detected_at=change.get("detected_at") or "",
+            link=messages.change_link(report_url, change["id"]),
+        ))  # fmt: skip
+    return out
+
+
 def _failure(store: Store, item: dict[str, Any]) -> messages.FailureNotice:
     details = json.loads(item.get("details") or "{}")
     doc = store.document(item["document_key"]) or {}
+    if item["kind"] == "relocated":
+        return messages.FailureNotice(
+            document_key=item["document_key"],
+            platform=doc.get("platform_name") or doc.get("platform") or item["document_key"],
+            document=doc.get("name") or doc.get("document") or "",
+            url=doc.get("url") or "",
+            failing_since="",
+            failures=0,
+            error_class="relocated",
+            message="",
+            hint=messages.HINTS["relocated"],
+            proposed_selector=details.get("proposed_selector") or "",
+            old_selectors=tuple(details.get("old_selectors") or ()),
+            relocated_at=details.get("relocated_at") or "",
+        )
     error_class, message = details.get("error_class", ""), details.get("message", "")
     return messages.FailureNotice(
         document_key=item["document_key"],
@@ -612,6 +743,17 @@ def _finish(
             )  # fmt: skip
 
 
+def _retire(store: Store, channel: Channel, item_ids: Sequence[int]) -> None:
+    """Mark items done on a channel without a message (a reminder with nothing left)."""
+    stamp = now_utc()
+    with store.transaction():
+        store.db.table("notify_deliveries").insert_all(
+            ({"item_id": item_id, "channel": channel.key, "recipient": channel.recipient,
+              "message_id": None, "delivered_at": stamp} for item_id in item_ids),
+            ignore=True,
+        )  # fmt: skip
+
+
 def _log_outcome(channel: Channel, kind: str, attempts: int, error: str) -> None:
     if error:
         log.warning("%s to %s via %s failed after %d attempts%s: %s",
@@ -631,8 +773,12 @@ def deliver_channel(
     outcomes = []
     for kind, items in groups.items():
         content = build_content(store, watchlist, channel.recipient, kind, items)
-        attach = change_pages(store, content) if watchlist.settings.attach_change_pages else []
         ids = [item["id"] for item in items]
+        if all(i["kind"] == "reminder" for i in items) and not content.awaiting:
+            # Reminders whose changes have all been decided since: nothing left to say.
+            _retire(store, channel, ids)
+            continue
+        attach = change_pages(store, content) if watchlist.settings.attach_change_pages else []
         outcomes.append(deliver(store, channel, content, ids, run_id, attach))
     return outcomes
 
@@ -793,6 +939,9 @@ def _kept(kind: str) -> str:
 def _item_label(item: dict[str, Any]) -> str:
     if item["kind"] == "change":
         return f"change #{item['change_id']} ({item['document_key']})"
+    if item["kind"] == "reminder":
+        n = len(json.loads(item.get("details") or "{}").get("change_ids", []))
+        return f"reminder ({n} change{'' if n == 1 else 's'} awaiting review)"
     return f"{item['kind']} {item['document_key']}"
 
 

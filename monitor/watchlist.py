@@ -81,6 +81,7 @@ class Settings:
     min_chars: int = 200
     failure_alert_after: int = 2
     attach_change_pages: bool = False
+    review_reminder_days: int = 7
 
 
 @dataclass
@@ -113,6 +114,7 @@ SETTINGS_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "min_chars": (int, "texts shorter than this are failures"),
     "failure_alert_after": (int, "consecutive failed runs before the admin is alerted"),
     "attach_change_pages": (bool, "attach each change's page to e-mail digests"),
+    "review_reminder_days": (int, "days a change may await review before a reminder; 0: none"),
 }
 REVIEWER_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "display name"),
@@ -246,6 +248,9 @@ def _settings(check: _Checker, entry: tuple[yaml.Node, yaml.Node] | None) -> Set
     if entry is None:
         return Settings()
     values = check.fields(entry[1], "settings", SETTINGS_KEYS)
+    if values.get("review_reminder_days", 0) < 0:
+        check.error(entry[1], "settings.review_reminder_days", "must be 0 (off) or more")
+        values.pop("review_reminder_days")
     for key in ("concurrency", "per_host", "failure_alert_after"):
         if key in values and values[key] < 1:
             check.error(entry[1], f"settings.{key}", "must be at least 1")

@@ -26,7 +26,7 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from monitor import messages, notify
+from monitor import messages, notify, review
 from monitor.run import run_nightly
 from monitor.store import Store
 from monitor.watchlist import load
@@ -543,6 +543,99 @@ def test_hints_name_the_fix_for_each_failure_class() -> None:
     assert "`select`" in messages.failure_hint("selector-missing", "#terms matched nothing")
     assert "bot wall" in messages.failure_hint("blocked", "captcha")
     assert "bot wall" in messages.failure_hint("timeout", "Timeout 30000ms exceeded")
+
+
+def test_relocated_policy_block_tells_the_admin_once_with_the_proposed_selector(
+    server: PageServer, smtp: SmtpSink, tmp_path: Path
+) -> None:
+    publish(server, PRIVACY_V1)
+    write_watchlist(tmp_path, server, {"web": [mailto(smtp, "web@agency.example.gov")]})
+    data = yaml.safe_load((tmp_path / "watchlist.yaml").read_text())
+    data["platforms"]["example"]["documents"]["privacy-policy"]["select"] = ["#policy"]
+    (tmp_path / "watchlist.yaml").write_text(yaml.safe_dump(data))
+    night(tmp_path)
+    assert smtp.envelopes == []
+
+    redesigned = policy_page(PRIVACY_V1).replace('<main id="policy">', '<main class="legal-text">')
+    server.page("/privacy-policy", redesigned)
+    summary = night(tmp_path)
+    assert summary["failures"] == [] and summary["changes"] == []
+    [fetch] = rows(tmp_path, "select relocated from fetches where relocated is not null")
+    assert fetch["relocated"] == "main.legal-text"
+    [mail] = smtp.messages
+    assert mail["Subject"] == "[TOS monitor] Update the watchlist's select: Example Privacy Policy"
+    text = mail.get_body(("plain",)).get_content()
+    assert "Old select: #policy" in text and "Proposed select: main.legal-text" in text
+    assert "update the watchlist's select" in text and server.url("/privacy-policy") in text
+    [item] = rows(tmp_path, "select recipient, kind, ref from notify_items")
+    assert item == {"recipient": "web", "kind": "relocated",
+                    "ref": "relocated:example/privacy-policy@main.legal-text"}  # fmt: skip
+
+    server.page("/privacy-policy", redesigned)
+    night(tmp_path)
+    assert len(smtp.envelopes) == 1, "once per document and proposed selector, not every night"
+
+    # The selector is page-derived text: escaped like the rest.
+    hostile = messages.FailureNotice(
+        "example/p", "Example", "Privacy", "https://example.com/p", "", 0, "relocated", "",
+        messages.HINTS["relocated"], proposed_selector="main.<img src=x onerror=alert(1)>",
+        old_selectors=("#policy",), relocated_at="2026-11-24T03:00:00.000000Z",
+    )  # fmt: skip
+    content = messages.Content("alert", "Web Team", failures=(hostile,))
+    for fmt in ("html", "markdown"):
+        body = messages.render(messages.FORMATS[fmt], content).body
+        assert "<img" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
+
+
+def _days_ago(days: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _backdate(home: Path, sql: str, days: int) -> None:
+    with sqlite3.connect(home / "monitor.db") as db:
+        db.execute(sql, [_days_ago(days)])
+
+
+def test_changes_awaiting_review_are_reminded_once_per_period_until_decided(
+    server: PageServer, smtp: SmtpSink, tmp_path: Path
+) -> None:
+    publish(server, PRIVACY_V1)
+    write_watchlist(tmp_path, server, {"privacy": [mailto(smtp)]},
+                    documents=("privacy-policy", "terms-of-service"))  # fmt: skip
+    night(tmp_path)
+    publish(server, PRIVACY_V2, TERMS_V2)
+    assert len(night(tmp_path)["changes"]) == 2
+    night(tmp_path)
+    assert len(smtp.envelopes) == 1, "a fresh change is not yet a reminder"
+
+    _backdate(tmp_path, "update changes set detected_at = ?", 10)
+    night(tmp_path)
+    assert len(smtp.envelopes) == 2, "a reminder on its own, with nothing new"
+    reminder = smtp.messages[1]
+    assert reminder["Subject"] == "[TOS monitor] 2 changes awaiting your review"
+    text = reminder.get_body(("plain",)).get_content()
+    assert "Awaiting your review" in text and _days_ago(10)[:10] in text
+    assert "Example — Privacy Policy" in text and "Example — Terms Of Service" in text
+    assert f"{REPORT_URL}changes/1.html" in text and f"{REPORT_URL}changes/2.html" in text
+    [message] = rows(tmp_path, "select * from notify_messages where id = 2")
+    assert (message["kind"], message["status"]) == ("digest", "sent")
+    night(tmp_path)
+    assert len(smtp.envelopes) == 2, "at most once per review_reminder_days"
+
+    review.record_decision(Store(tmp_path), 1, "acceptable", "Privacy Officer")
+    _backdate(tmp_path, "update notify_items set created_at = ? where kind = 'reminder'", 8)
+    night(tmp_path)
+    assert len(smtp.envelopes) == 3
+    assert smtp.messages[2]["Subject"] == "[TOS monitor] 1 change awaiting your review"
+    text = smtp.messages[2].get_body(("plain",)).get_content()
+    assert f"{REPORT_URL}changes/2.html" in text and f"{REPORT_URL}changes/1.html" not in text
+
+    review.record_decision(Store(tmp_path), 2, "needs-pio", "Privacy Officer")
+    _backdate(tmp_path, "update notify_items set created_at = ? where kind = 'reminder'", 8)
+    night(tmp_path)
+    assert len(smtp.envelopes) == 3, "every change decided: no reminder"
+    found, _ = notify.pending(Store(tmp_path), load(tmp_path / "watchlist.yaml"))
+    assert all(not p.items for p in found)
 
 
 # --------------------------------------------------------------------------------------------
