@@ -210,7 +210,7 @@ def visible_fingerprint(document: Document, visible_text: str) -> str:
     """Same fingerprint as last night's fetch (same tool version and selectors) means the same
     visible policy text, so extraction can be skipped: unchanged nights cost about a page load."""
     key = "\0".join([__version__, *document.select, "\0", *document.remove, "\0", visible_text])
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]  # 128 bits: plenty to compare
 
 
 class BrowserFetcher:

@@ -317,6 +317,7 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
     result, document = outcome.fetch, outcome.document
     recorded = outcome.recorded
     finished = now_utc()
+    unchanged = recorded is not None and recorded.outcome == "unchanged"
     previous = store.document(document.key) or {}
     with store.transaction():
         store.add_fetch(
@@ -326,7 +327,8 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
                 "started_at": result.started_at,
                 "duration_ms": result.duration_ms,
                 "url": result.url,
-                "final_url": result.final_url,
+                # An unchanged night should cost a few bytes: repeat nothing that says nothing.
+                "final_url": result.final_url if result.final_url != result.url else None,
                 "http_status": result.http_status,
                 "outcome": recorded.outcome if recorded else "failed",
                 "error_class": result.error_class,
@@ -335,7 +337,7 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
                 "locale": document.locale,
                 "timezone": document.timezone,
                 "attempts": result.attempts,
-                "title": result.page.title if result.page else None,
+                "title": result.page.title if result.page and not unchanged else None,
                 "relocated": result.relocated,
                 "notes": "\n".join(result.notes) or None,
                 "fingerprint": result.page.fingerprint if result.page else None,

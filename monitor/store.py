@@ -123,7 +123,7 @@ TABLES: dict[str, dict[str, Any]] = {
 INDEXES = [
     ("versions", ["document_key", "compare_sha256"]),
     ("changes", ["document_key"]),
-    ("fetches", ["document_key", "started_at"]),
+    ("fetches", ["document_key"]),
     ("fetches", ["run_id"]),
     ("fetches", ["version_id"]),
     ("reviews", ["change_id"]),
