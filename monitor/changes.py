@@ -63,11 +63,13 @@ def record_text(
     fetched_at: str,
     suspect: bool = False,
     seconds: dict[str, float] | None = None,
+    analysis: Analysis | None = None,
 ) -> Recorded:
     """Record one successfully extracted text; the caller records the fetch row with the result.
 
     `suspect` marks a drastic change that was confirmed by a second fetch but may still be a
-    substituted page; alerts say so.
+    substituted page; alerts say so. `analysis` is the change's diff and flags if the caller
+    already computed them off the event loop (used when it was made from the same two texts).
     """
     compare_sha = comparison_sha(text, document)
     row = store.document(document.key) or {}
@@ -79,7 +81,9 @@ def record_text(
 
     earlier = store.find_version(document.key, compare_sha)
     if earlier is not None and current is not None:
-        return _record_revert(store, run_id, document, current, earlier, fetched_at, seconds)
+        return _record_revert(
+            store, run_id, document, current, earlier, fetched_at, seconds, analysis
+        )
 
     # Files before rows: a crash in between leaves an orphan file, never a dangling row.
     files = store.write_snapshot(
@@ -104,7 +108,7 @@ def record_text(
             return Recorded("baseline", version_id)
         change_id = _add_change(
             store, run_id, document, current, version_id, "new", fetched_at,
-            suspect=suspect, seconds=seconds,
+            suspect=suspect, seconds=seconds, analysis=analysis,
         )  # fmt: skip
         _set_current(store, document, version_id, fetched_at, changed=True)
     return Recorded("new", version_id, change_id, current.id)
@@ -118,6 +122,7 @@ def _record_revert(
     earlier: Version,
     fetched_at: str,
     seconds: dict[str, float] | None = None,
+    analysis: Analysis | None = None,
 ) -> Recorded:
     """A flip back to a text seen before. The first time a pair of texts alternates it is
     reported; later flips between the same texts are recorded but kept quiet, so a page that
@@ -134,7 +139,7 @@ def _record_revert(
         store.touch_version(earlier.id, fetched_at)
         change_id = _add_change(
             store, run_id, document, current, earlier.id, "revert", fetched_at,
-            quiet=quiet, note=note, seconds=seconds,
+            quiet=quiet, note=note, seconds=seconds, analysis=analysis,
         )  # fmt: skip
         _set_current(store, document, earlier.id, fetched_at, changed=True)
     return Recorded("revert", earlier.id, change_id, current.id)
@@ -161,9 +166,12 @@ def _add_change(
     quiet: bool = False,
     note: str = "",
     seconds: dict[str, float] | None = None,
+    analysis: Analysis | None = None,
 ) -> int:
     new = store.version(to_version_id)
-    analysis = analyse_change(current.text, new.text if new else "", seconds)
+    new_text = new.text if new else ""
+    if analysis is None or (analysis.old, analysis.new) != (current.text, new_text):
+        analysis = Analysis(current.text, new_text, analyse_change(current.text, new_text, seconds))
     return store.add_change(
         {
             "document_key": document.key,
@@ -175,9 +183,18 @@ def _add_change(
             "suspect": int(suspect),
             "quiet": int(quiet),
             "note": note or None,
-            **analysis,
+            **analysis.fields,
         }
     )
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A change's stored analysis and the two texts it was computed from."""
+
+    old: str
+    new: str
+    fields: dict[str, Any]
 
 
 def analyse_change(old: str, new: str, seconds: dict[str, float] | None = None) -> dict[str, Any]:

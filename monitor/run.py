@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.changes import Recorded, comparison_sha, record_text, record_unchanged
+from monitor.changes import (
+    Analysis,
+    Recorded,
+    analyse_change,
+    comparison_sha,
+    record_text,
+    record_unchanged,
+)
 from monitor.extract import ExtractError, extract_document
 from monitor.fetch import FetchPool, FetchResult, now_utc
 from monitor.guard import GuardError, check_text, compare
@@ -173,12 +180,7 @@ async def _run(
         "launch_seconds": round(pool.launch_seconds, 3),
         "fetch_seconds": round(sum(o.fetch.duration_ms for o in summary.outcomes) / 1000, 3),
         "extract_seconds": round(sum(o.extract_ms for o in summary.outcomes) / 1000, 3),
-        "store_seconds": round(
-            sum(o.store_ms for o in summary.outcomes) / 1000
-            - stage_seconds.get("diff", 0)
-            - stage_seconds.get("flag", 0),
-            3,
-        ),
+        "store_seconds": round(sum(o.store_ms for o in summary.outcomes) / 1000, 3),
         "diff_seconds": round(stage_seconds.get("diff", 0), 3),
         "flag_seconds": round(stage_seconds.get("flag", 0), 3),
     }
@@ -241,6 +243,15 @@ async def _process(
         text = await _checked_text(document, result, previous)
         suspect = text is not None and _is_suspicious(store, document, previous, text)
     outcome.extract_ms = round((time.perf_counter() - started) * 1000)
+    analysis = None
+    if (
+        current is not None
+        and text is not None
+        and comparison_sha(text, document) != current.compare_sha256
+    ):
+        # Diff and flags are CPU work: done in a worker thread, the browser keeps fetching.
+        fields = await asyncio.to_thread(analyse_change, current.text, text, stage_seconds)
+        analysis = Analysis(current.text, text, fields)
     started = time.perf_counter()
     if text is not None:
         raw = result.page.raw if result.page and result.page.raw else None
@@ -253,6 +264,7 @@ async def _process(
             result.started_at,
             suspect=suspect,
             seconds=stage_seconds,
+            analysis=analysis,
         )
     _record_fetch(store, run_id, outcome)
     outcome.store_ms = round((time.perf_counter() - started) * 1000)
