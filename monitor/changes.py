@@ -20,8 +20,6 @@ from monitor.flag import change_flags
 from monitor.store import Store, Version, sha256_text
 from monitor.watchlist import Document
 
-OUTCOMES = ("baseline", "unchanged", "new", "revert", "failed")
-
 
 def comparison_text(text: str, ignore: tuple[str, ...]) -> str:
     """The text with ignored stretches removed and the blank lines they leave folded away."""

@@ -44,7 +44,8 @@ BLOCKED_RESOURCES = {"image", "media", "font"}
 PAGE_REUSES = 5
 TRANSIENT = {"timeout", "connection", "http-5xx", "http-429"}
 
-# Error classes a FetchResult may carry; README's "Reading the results" explains each.
+# Error classes a FetchResult may carry; README's "Reading the results" explains each, and
+# messages.HINTS must hold an admin hint for each (a test checks).
 ERROR_CLASSES = (
     "dns", "connection", "tls", "timeout", "http-4xx", "http-429", "http-5xx",
     "not-html", "too-large", "redirected", "blocked", "suspect", "selector-missing", "empty",

@@ -249,8 +249,6 @@ def _json(data: Any) -> bytes:
 
 def _alerts(store: Store, change_ids: set[int], in_period: Any) -> list[dict[str, Any]]:
     """Messages sent about the period (recipients by name; channel URLs are never stored)."""
-    if "notify_messages" not in store.db.table_names():
-        return []
     out = []
     for m in store.db.table("notify_messages").rows_where(order_by="id"):
         covered = set(json.loads(m.get("change_ids") or "[]"))

@@ -37,7 +37,6 @@ from monitor.report_write import write_atomic
 
 CACHE_FORMAT = 1  # bump when the cached structures change
 PARALLEL_MIN_VERSIONS = 40  # fewer missing versions are flagged in-process, without workers
-ANSWERS = ("yes", "no", "unclear")
 Answers = dict[str, str]  # category id -> "yes" / "no" / "unclear"
 Checklist = list[dict[str, Any]]
 

@@ -227,9 +227,7 @@ def _load_versions(store: Store, documents: dict[str, DocumentInfo]) -> None:
 
 
 def _load_reviews(store: Store) -> dict[int, Review]:
-    """change id -> its latest decision; none in records made before decisions existed."""
-    if "reviews" not in store.db.table_names():
-        return {}
+    """change id -> its latest decision."""
     from monitor.review import latest_decisions
 
     return {

@@ -117,3 +117,10 @@ def test_text_output_names_the_failures(server: PageServer, tmp_path: Path) -> N
     result = run_cli(tmp_path, "run")
     assert result.returncode == 1
     assert "FAILED   example/terms: http-4xx: HTTP 404" in result.stdout
+
+
+def test_every_failure_class_has_a_hint_for_the_admin() -> None:
+    from monitor.fetch import ERROR_CLASSES
+    from monitor.messages import HINTS
+
+    assert [c for c in ERROR_CLASSES if c not in HINTS] == []
