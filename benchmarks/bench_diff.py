@@ -46,6 +46,7 @@ from diff_match_patch import diff_match_patch  # noqa: E402
 
 import monitor.diff as engine  # noqa: E402
 from monitor.diff import diff_texts, reconstruct  # noqa: E402
+from tests.test_diff import edit_size, lcs_length  # noqa: E402  (one reference, shared)
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 FIXTURES = ROOT / "tests" / "fixtures" / "versions"
@@ -142,19 +143,6 @@ def nightly_change(text: str) -> str:
 # --- Yardsticks ------------------------------------------------------------------------------
 
 
-def lcs_length(a: list[str], b: list[str]) -> int:
-    """Length of a longest common subsequence, bit-parallel (Hyyro 2004)."""
-    masks: dict[str, int] = {}
-    for i, token in enumerate(a):
-        masks[token] = masks.get(token, 0) | (1 << i)
-    ones = v = (1 << len(a)) - 1
-    for token in b:
-        if m := masks.get(token):
-            u = v & m
-            v = ((v + u) | (v - u)) & ones
-    return len(a) - v.bit_count()
-
-
 def check_lcs() -> None:
     """lcs_length against the textbook dynamic programme, on small random inputs."""
     rng = random.Random(1)
@@ -172,10 +160,6 @@ def check_lcs() -> None:
 def minimal_edit(old: str, new: str) -> int:
     a, b = WORD_RE.findall(old), WORD_RE.findall(new)
     return len(a) + len(b) - 2 * lcs_length(a, b)
-
-
-def edit_size(diff: dict) -> int:
-    return diff["summary"]["words_added"] + diff["summary"]["words_removed"]
 
 
 @contextmanager
