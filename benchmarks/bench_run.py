@@ -244,6 +244,7 @@ def show(label: str, result: dict, floor_seconds: float | None = None) -> None:
             "diff_seconds",
             "flag_seconds",
             "report_seconds",
+            "notify_seconds",
         )  # fmt: skip
         if name in stats
     )

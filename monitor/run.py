@@ -185,9 +185,13 @@ async def _run(
         "flag_seconds": round(stage_seconds.get("flag", 0), 3),
     }
     store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
+    reported = time.perf_counter()
     update_after_run(store, run_id)  # before alerts, which link to the report's pages
+    notified = time.perf_counter()
     # After the records are final; never raises, and what it cannot deliver stays pending.
     notify_after_run(watchlist, store, run_id)
+    summary.stats["report_seconds"] = round(notified - reported, 3)
+    summary.stats["notify_seconds"] = round(time.perf_counter() - notified, 3)
     return summary
 
 
