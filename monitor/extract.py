@@ -560,7 +560,14 @@ def _selected_roots(soup: BeautifulSoup, select: list[str], facts: _FactsMap) ->
 
 
 def extract(html: str, select: list[str] | None = None, remove: list[str] | None = None) -> str:
-    """Extract the normalised policy text of an HTML page.
+    """Extract the normalised policy text of an HTML page (see `extract_region`)."""
+    return extract_region(html, select, remove)[0]
+
+
+def extract_region(
+    html: str, select: list[str] | None = None, remove: list[str] | None = None
+) -> tuple[str, str]:
+    """Extract the normalised policy text of an HTML page, and say where it came from.
 
     `remove`: CSS selectors of elements to drop. `select`: CSS selectors of the elements holding
     the policy, kept in document order, nested matches once; inside them only invisible elements
@@ -569,6 +576,9 @@ def extract(html: str, select: list[str] | None = None, remove: list[str] | None
     header, footer, aside, forms, buttons, dialogs, cookie banners, hidden and aria-hidden
     elements) and the text comes from the single substantial main, [role=main] or article, else
     from the whole page.
+
+    The region is "select", "main" (the page's only <main> element) or "page" (anything else):
+    the fetcher fingerprints the same region's visible text to skip extraction on the next night.
 
     Raises ExtractError(kind="selector-missing") when `select` matches nothing and
     ExtractError(kind="empty") when no text is left. A malformed selector raises
@@ -588,6 +598,9 @@ def extract(html: str, select: list[str] | None = None, remove: list[str] | None
         # </html>, which lxml leaves outside <body>. <head> is never-text anyway.
         dropped = _prune(soup, facts, boilerplate=True)
         roots = [_choose_main(soup, _landmarks(soup, facts, dropped), facts)]
+    region = "select" if select else "page"
+    if not select and roots[0].name == "main" and len(soup.find_all("main", limit=2)) == 1:
+        region = "main"
     renderer = _Renderer(facts, dropped)
     for root in roots:
         renderer.render(root)
@@ -596,7 +609,7 @@ def extract(html: str, select: list[str] | None = None, remove: list[str] | None
     if not text:
         where = f"the elements matching {select!r}" if select else "the page"
         raise ExtractError(f"no text found in {where}", kind="empty")
-    return text
+    return text, region
 
 
 # --- Other document types ---------------------------------------------------------------------
@@ -650,8 +663,9 @@ def extract_document(
     content_type: str,
     select: list[str] | None = None,
     remove: list[str] | None = None,
-) -> str:
-    """Dispatch on what was fetched: a PDF's bytes, or a page's HTML."""
+) -> tuple[str, str]:
+    """Dispatch on what was fetched: a PDF's bytes, or a page's HTML. Returns the text and its
+    region (see `extract_region`; "pdf" for a PDF)."""
     if raw is not None and "pdf" in content_type:
-        return extract_pdf(raw)
-    return extract(html, select, remove)
+        return extract_pdf(raw), "pdf"
+    return extract_region(html, select, remove)

@@ -103,7 +103,9 @@ class Page:
     title: str = ""
     raw: bytes | None = None
     # Fingerprint of the visible policy text; with no html, it matched the caller's `known`.
+    # The run picks it from `fingerprints` (one per region) once extraction says which region.
     fingerprint: str | None = None
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def same_as_known(self) -> bool:
@@ -197,20 +199,30 @@ WAIT_FOR_TEXT = """([selectors, minChars]) => {
 }"""
 
 
-# The visible text of the policy region (the `select` matches, or the whole body without one:
-# the main-content guess is Python's to make, so the fingerprint must cover all it could pick).
+# The page's title and the visible text of each region extraction may take the policy from: the
+# `select` matches, else the page's only <main> element (if it has exactly one) and the whole
+# body. Which of those extraction used is Python's to say, so the fetcher fingerprints each.
 VISIBLE_TEXT = """(selectors) => {
-  const els = selectors.length
-    ? selectors.flatMap(s => Array.from(document.querySelectorAll(s)))
-    : [document.body];
-  return els.filter(Boolean).map(e => e.innerText || '').join('\\n\\u0000');
+  const text = els => els.filter(Boolean).map(e => e.innerText || '').join('\\n\\u0000');
+  const seen = {title: document.title};
+  if (selectors.length) {
+    seen.select = text(selectors.flatMap(s => Array.from(document.querySelectorAll(s))));
+    return seen;
+  }
+  const mains = document.getElementsByTagName('main');
+  if (mains.length === 1) seen.main = text([mains[0]]);
+  seen.page = text([document.body]);
+  return seen;
 }"""
 
 
-def visible_fingerprint(document: Document, visible_text: str) -> str:
-    """Same fingerprint as last night's fetch (same tool version and selectors) means the same
-    visible policy text, so extraction can be skipped: unchanged nights cost about a page load."""
-    key = "\0".join([__version__, *document.select, "\0", *document.remove, "\0", visible_text])
+def visible_fingerprint(document: Document, region: str, visible_text: str) -> str:
+    """Same fingerprint as last night's fetch (same tool version, selectors and region) means
+    the same visible policy text, so extraction can be skipped: unchanged nights cost about a
+    page load."""
+    key = "\0".join(
+        [__version__, *document.select, "\0", *document.remove, "\0", region, visible_text]
+    )
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]  # 128 bits: plenty to compare
 
 
@@ -301,7 +313,8 @@ class BrowserFetcher:
                 status,
                 retry_after=parse_retry_after(retry_after),
             )
-        content_type = (await response.header_value("content-type") or "") if response else ""
+        # The headers Chromium reported with the response: enough for the type, no round trip.
+        content_type = response.headers.get("content-type", "") if response else ""
         if is_pdf(content_type, document.url):
             return await _request_document(page, document)
         check_content_type(content_type, status)
@@ -313,16 +326,15 @@ class BrowserFetcher:
                 polling=50,
                 timeout=timeout_ms,
             )
-        title = await page.title()
-        fingerprint = visible_fingerprint(
-            document, await page.evaluate(VISIBLE_TEXT, list(document.select))
-        )
-        if known is not None and fingerprint == known:
-            return Page("", status, page.url, "text/html", title, fingerprint=fingerprint)
+        seen = await page.evaluate(VISIBLE_TEXT, list(document.select))
+        title = str(seen.pop("title", "") or "")
+        prints = {region: visible_fingerprint(document, region, text) for region, text in seen.items()}
+        if known is not None and known in prints.values():
+            return Page("", status, page.url, "text/html", title, fingerprint=known)
         html = await page.content()
         if len(html) > MAX_BYTES:
             raise FetchFailure("too-large", f"page is {len(html):,} characters", status)
-        return Page(html, status, page.url, "text/html", title, fingerprint=fingerprint)
+        return Page(html, status, page.url, "text/html", title, fingerprints=prints)
 
     async def _release(self, document: Document, page: Any, reusable: bool) -> None:
         uses = self._uses.pop(page, 0) + 1

@@ -183,6 +183,10 @@ async def _run(
         "store_seconds": round(sum(o.store_ms for o in summary.outcomes) / 1000, 3),
         "diff_seconds": round(stage_seconds.get("diff", 0), 3),
         "flag_seconds": round(stage_seconds.get("flag", 0), 3),
+        # Pages whose visible policy text matched last night's: recorded without extraction.
+        "extraction_skipped": sum(
+            1 for o in summary.outcomes if o.fetch.page and o.fetch.page.same_as_known
+        ),
     }
     store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
     reported = time.perf_counter()
@@ -306,13 +310,17 @@ def _extract(document: Document, result: FetchResult, previous: str | None) -> s
     page = result.page
     select, remove = list(document.select) or None, list(document.remove) or None
     try:
-        text = extract_document(page.html, page.raw, page.content_type, select, remove)
+        text, region = extract_document(page.html, page.raw, page.content_type, select, remove)
+        # Tomorrow's fetch compares this region's visible text to skip extraction.
+        page.fingerprint = page.fingerprints.get(region)
     except ExtractError as exc:
         if exc.kind != "selector-missing" or previous is None:
             raise
         found = relocate(page.html, previous, remove)
         if found is None:
             raise
+        # The page keeps no fingerprint: an empty `select` match tomorrow must not pass for
+        # unchanged text, so a relocated block is extracted every night.
         result.relocated = found.selector
         result.notes.append(
             f"relocated: {', '.join(document.select)} matched nothing; the text was found at "

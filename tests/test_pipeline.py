@@ -252,6 +252,27 @@ def test_cli_history_and_show(server: PageServer, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no version 999" in missing.stderr
 
 
+def test_without_select_the_pages_only_main_element_is_what_is_compared(
+    server: PageServer, tmp_path: Path
+) -> None:
+    # No `select`: the policy sits in the page's only <main>, the nightly noise outside it.
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    skipped, kinds = [], []
+    for text in (POLICY_V1, POLICY_V1, POLICY_V2, POLICY_V2):
+        server.page("/terms", policy_page(text))
+        summary = night(tmp_path)
+        skipped.append(summary["stats"]["extraction_skipped"])
+        kinds.append([f["outcome"] for f in Store(tmp_path).fetches("example/terms")][-1])
+    assert kinds == ["baseline", "unchanged", "new", "unchanged"]
+    assert skipped == [0, 1, 0, 1]
+    # Two <main> elements: no single region to compare, so the page is extracted every night.
+    for _ in range(2):
+        two = policy_page(POLICY_V2).replace("<footer>", "<main hidden>promo</main><footer>")
+        server.page("/terms", two)
+        summary = night(tmp_path)
+        assert summary["changes"] == [] and summary["stats"]["extraction_skipped"] == 0
+
+
 def test_an_unchanged_visible_text_skips_extraction_but_a_change_does_not(
     server: PageServer, tmp_path: Path
 ) -> None:

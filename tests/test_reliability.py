@@ -126,6 +126,23 @@ def test_a_moved_policy_block_is_relocated_and_the_admin_told(
     assert document is not None and document["proposed_selector"] == "main.legal-text"
 
 
+def test_a_relocated_block_is_read_again_every_night_so_its_changes_are_seen(
+    server: PageServer, tmp_path: Path
+) -> None:
+    baseline(server, tmp_path, select=["#policy"], timeout=3)
+
+    def moved(text: str) -> str:
+        return policy_page(text).replace('<main id="policy">', '<main class="legal-text">')
+
+    server.page("/terms", moved(POLICY))
+    assert night(tmp_path)["changes"] == []
+    # The selector still matches nothing: that empty match must not pass for unchanged text.
+    server.page("/terms", moved(POLICY.replace("topic payments", "topic refunds")))
+    summary = night(tmp_path)
+    assert [c["kind"] for c in summary["changes"]] == ["new"]
+    assert summary["stats"]["extraction_skipped"] == 0
+
+
 def test_a_missing_selector_without_a_similar_block_fails(
     server: PageServer, tmp_path: Path
 ) -> None:
