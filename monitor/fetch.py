@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -37,11 +37,17 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # The network service runs in the browser process instead of a process of its own: measured
+    # here, ~18 MB less for the run at no cost in speed.
+    "--enable-features=NetworkServiceInProcess2",
 ]
+# Playwright's driver is a Node process. V8's default young generation let it reach ~160 MB
+# (PSS) over a run; a 1 MB one keeps it near 130 MB at no measurable cost in speed.
+DRIVER_NODE_OPTIONS = "--max-semi-space-size=1"
 DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (public-records monitor of platform terms)"
 MAX_BYTES = 20 * 1024 * 1024
 BLOCKED_RESOURCES = {"image", "media", "font"}
-PAGE_REUSES = 5
+PAGE_REUSES = 25
 TRANSIENT = {"timeout", "connection", "http-5xx", "http-429"}
 
 # Error classes a FetchResult may carry; README's "Reading the results" explains each, and
@@ -237,6 +243,7 @@ class BrowserFetcher:
         self._contexts: dict[tuple[str, str], Any] = {}
         self._idle: dict[tuple[str, str], list[Any]] = {}
         self._uses: dict[Any, int] = {}
+        self._sessions: dict[Any, Any] = {}  # page -> its DevTools session, to collect garbage
         self.launch_seconds = 0.0
 
     async def _ensure_browser(self) -> Any:
@@ -246,7 +253,8 @@ class BrowserFetcher:
 
                 started = time.perf_counter()
                 executable = find_chromium(self.settings)
-                self._playwright = await async_playwright().start()
+                with _driver_env():
+                    self._playwright = await async_playwright().start()
                 try:
                     self._browser = await self._playwright.chromium.launch(
                         executable_path=executable,
@@ -274,7 +282,9 @@ class BrowserFetcher:
             )
             await context.route("**/*", _block_heavy_resources)
             self._contexts[key] = context
-        return await self._contexts[key].new_page()
+        page = await self._contexts[key].new_page()
+        self._sessions[page] = await self._contexts[key].new_cdp_session(page)
+        return page
 
     async def fetch(self, document: Document, known: str | None = None) -> Page:
         page = await self._page(document)
@@ -328,7 +338,7 @@ class BrowserFetcher:
             )
         seen = await page.evaluate(VISIBLE_TEXT, list(document.select))
         title = str(seen.pop("title", "") or "")
-        prints = {region: visible_fingerprint(document, region, text) for region, text in seen.items()}
+        prints = {region: visible_fingerprint(document, region, seen[region]) for region in seen}
         if known is not None and known in prints.values():
             return Page("", status, page.url, "text/html", title, fingerprint=known)
         html = await page.content()
@@ -338,12 +348,16 @@ class BrowserFetcher:
 
     async def _release(self, document: Document, page: Any, reusable: bool) -> None:
         uses = self._uses.pop(page, 0) + 1
-        # A reused tab's renderer keeps growing (measured: ~40 MB to ~150 MB over 50 policy
-        # pages), so a tab is retired after a few documents; opening one costs ~30 ms.
-        if reusable and uses < PAGE_REUSES and not page.is_closed():
-            self._uses[page] = uses
-            self._idle.setdefault((document.locale, document.timezone), []).append(page)
-            return
+        session = self._sessions.pop(page, None)
+        # Chromium leaves the pages a tab has shown to a garbage collector that rarely runs:
+        # measured, a tab grew by ~10 MB a policy (55 MB to 172 MB over 12). Collecting after
+        # each document (~15 ms) holds it near 90 MB; a tab is still retired after a while.
+        if reusable and uses < PAGE_REUSES and not page.is_closed() and session is not None:
+            with contextlib.suppress(Exception):  # a tab that cannot even do that is closed
+                await asyncio.wait_for(session.send("HeapProfiler.collectGarbage"), timeout=5)
+                self._uses[page], self._sessions[page] = uses, session
+                self._idle.setdefault((document.locale, document.timezone), []).append(page)
+                return
         # A page whose script never settles may not even close politely: bound the wait.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(page.close(run_before_unload=False), timeout=5)
@@ -354,6 +368,21 @@ class BrowserFetcher:
                 await asyncio.wait_for(self._browser.close(), timeout=15)
         if self._playwright is not None:
             await self._playwright.stop()
+
+
+@contextlib.contextmanager
+def _driver_env() -> Iterator[None]:
+    """NODE_OPTIONS for the driver while it starts (a user's own setting wins)."""
+    before = os.environ.get("NODE_OPTIONS")
+    if before is None or "--max-semi-space-size" not in before:
+        os.environ["NODE_OPTIONS"] = f"{before or ''} {DRIVER_NODE_OPTIONS}".strip()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("NODE_OPTIONS", None)
+        else:
+            os.environ["NODE_OPTIONS"] = before
 
 
 async def _request_document(page: Any, document: Document) -> Page:

@@ -231,8 +231,10 @@ async def _process(
     outcome = DocumentOutcome(document, result)
     if current is not None and result.ok and result.page and result.page.same_as_known:
         # The visible policy text is byte-identical to last night's: nothing to extract.
+        started = time.perf_counter()
         outcome.recorded = record_unchanged(store, current.id, result.started_at)
         _record_fetch(store, run_id, outcome)
+        outcome.store_ms = round((time.perf_counter() - started) * 1000)
         return outcome
     started = time.perf_counter()
     text = await _checked_text(document, result, previous)
