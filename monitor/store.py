@@ -194,7 +194,7 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
-        with self.db.conn:
+        with self.transaction():
             for name, spec in TABLES.items():
                 table = self.db.table(name)
                 if not table.exists():
@@ -228,8 +228,20 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.db.conn:
+        """All or nothing: the writes inside commit together or not at all (a savepoint when
+        nested). It takes the write lock at once, so a reader-turned-writer never finds its
+        snapshot overtaken by another writer (`tos-monitor serve` recording a review)."""
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+            self.db.conn.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
 
     def recover(self, finished_at: str) -> int:
         """After a crash: mark runs that never finished, and remove half-written temporary files
