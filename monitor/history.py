@@ -36,6 +36,7 @@ def document_history(store: Store, key: str) -> dict[str, Any] | None:
         for c in store.changes(key)
     ]
     fetches = store.fetches(key)
+    last = fetches[-1] if fetches else None
     return {
         "document": key,
         "url": document["url"],
@@ -45,8 +46,27 @@ def document_history(store: Store, key: str) -> dict[str, Any] | None:
         "current_version_id": document.get("current_version_id"),
         "fetches": len(fetches),
         "failed_fetches": sum(1 for f in fetches if f["outcome"] == "failed"),
+        "last_fetch": _fetch_entry(last) if last else None,
         "versions": versions,
         "changes": changes,
+    }
+
+
+def _fetch_entry(fetch: dict[str, Any]) -> dict[str, Any]:
+    """What a fetch asked for and got (a final URL is only stored when it differs)."""
+    return {
+        "fetch_id": fetch["id"],
+        "run_id": fetch["run_id"],
+        "started_at": fetch["started_at"],
+        "outcome": fetch["outcome"],
+        "url": fetch["url"],
+        "final_url": fetch["final_url"] or fetch["url"],
+        "http_status": fetch["http_status"],
+        "renderer": fetch["renderer"],
+        "locale": fetch["locale"],
+        "timezone": fetch["timezone"],
+        "error_class": fetch["error_class"],
+        "version_id": fetch["version_id"],
     }
 
 
@@ -56,9 +76,17 @@ def format_history(entry: dict[str, Any]) -> str:
         f"status {entry['status'] or 'never checked'}; last checked {entry['last_checked']}; "
         f"last changed {entry['last_changed'] or 'never'}; {entry['fetches']} fetches, "
         f"{entry['failed_fetches']} failed",
-        "",
-        "versions:",
     ]
+    last = entry.get("last_fetch")
+    if last:
+        got = f"HTTP {last['http_status']}" if last["http_status"] else "no response"
+        moved = f" -> {last['final_url']}" if last["final_url"] != last["url"] else ""
+        lines.append(
+            f"last fetch {last['started_at']}: {last['outcome']}"
+            f"{' (' + last['error_class'] + ')' if last['error_class'] else ''}, {got}; "
+            f"{last['url']}{moved} with {last['renderer']}, {last['locale']}, {last['timezone']}"
+        )
+    lines += ["", "versions:"]
     for v in entry["versions"]:
         current = "  (current)" if v["version_id"] == entry["current_version_id"] else ""
         lines.append(

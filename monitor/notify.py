@@ -364,13 +364,9 @@ def _enqueue_relocations(store: Store, watchlist: Watchlist, run_id: int, now: s
         return 0
     documents = {d.key: d for d in watchlist.documents()}
     added = 0
-    for fetch in store.db.query(
-        "select document_key, relocated, started_at from fetches where run_id = ? and "
-        "relocated is not null and relocated != '' order by id",
-        [run_id],
-    ):
+    for fetch in store.run_fetches(run_id):
         document = documents.get(fetch["document_key"])
-        if document is None:
+        if document is None or not fetch["relocated"]:
             continue
         details = {"old_selectors": list(document.select), "proposed_selector": fetch["relocated"],
                    "relocated_at": fetch["started_at"] or now}  # fmt: skip
@@ -451,16 +447,13 @@ def _enqueue_failures(store: Store, watchlist: Watchlist, run_id: int, now: str)
 def _failure_item(
     store: Store, admin: str, doc: dict[str, Any], run_id: int, now: str
 ) -> dict[str, Any]:
-    last = list(store.db.query(
-        "select http_status from fetches where document_key = ? order by id desc limit 1",
-        [doc["key"]],
-    ))  # fmt: skip
+    last = store.last_fetch(doc["key"])
     details = {
         "failing_since": doc["failing_since"],
         "failures": doc.get("consecutive_failures") or 0,
         "error_class": doc.get("last_error_class") or "",
         "message": doc.get("last_error") or "",
-        "http_status": last[0]["http_status"] if last else None,
+        "http_status": last["http_status"] if last else None,
     }
     # One alert per streak: the streak is named by the time it started.
     ref = f"failure:{doc['key']}@{doc['failing_since']}"

@@ -465,9 +465,7 @@ def affected_by_run(store: Store, site: Site, run_id: int) -> Affected:
     from failing (their status changed); the run's changes and the change before each (its
     "next change" link); the run's new versions."""
     documents: set[str] = set()
-    for row in store.db.query(
-        "select document_key, outcome from fetches where run_id = ?", [run_id]
-    ):
+    for row in store.run_fetches(run_id):
         key, outcome = row["document_key"], row["outcome"]
         if outcome != "unchanged" or _failed_before(store, key, run_id):
             documents.add(key)
@@ -484,14 +482,8 @@ def affected_by_run(store: Store, site: Site, run_id: int) -> Affected:
 
 
 def _failed_before(store: Store, key: str, run_id: int) -> bool:
-    rows = list(
-        store.db.query(
-            "select outcome from fetches where document_key = ? and run_id < ?"
-            " order by id desc limit 1",
-            [key, run_id],
-        )
-    )
-    return bool(rows) and rows[0]["outcome"] == "failed"
+    previous = store.last_fetch(key, before_run=run_id)
+    return previous is not None and previous["outcome"] == "failed"
 
 
 def update_site(store: Store, run_id: int, now: datetime | None = None) -> BuildStats:

@@ -346,6 +346,8 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
     unchanged = recorded is not None and recorded.outcome == "unchanged"
     previous = store.document(document.key) or {}
     with store.transaction():
+        # The whole fetch; the store keeps it compact (`Store.add_fetch`: target, fingerprint
+        # on the document's row with the version read, in this same transaction).
         store.add_fetch(
             {
                 "run_id": run_id,
@@ -358,7 +360,7 @@ def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
                 "http_status": result.http_status,
                 "outcome": recorded.outcome if recorded else "failed",
                 "error_class": result.error_class,
-                "message": result.message,
+                "message": result.message or None,
                 "renderer": result.renderer,
                 "locale": document.locale,
                 "timezone": document.timezone,

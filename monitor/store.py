@@ -23,14 +23,16 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+# 2: fetch rows refer to a `fetch_targets` row instead of repeating the document, URL, renderer,
+# locale and time zone, and the visible-text fingerprint moved to the document's row.
+SCHEMA_VERSION = 2
 
 TABLES: dict[str, dict[str, Any]] = {
     "runs": {
         "columns": {
             "id": int, "started_at": str, "finished_at": str, "status": str, "pid": int,
             "documents": int, "unchanged": int, "changed": int, "failed": int, "only": str,
-            "stats": str,
+            "stats": str, "first_fetch_id": int,
         },
         "pk": "id",
     },
@@ -40,7 +42,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "url": str, "render": str, "first_checked": str, "last_checked": str,
             "last_changed": str, "current_version_id": int, "status": str,
             "failing_since": str, "consecutive_failures": int, "last_error_class": str,
-            "last_error": str, "proposed_selector": str,
+            "last_error": str, "proposed_selector": str, "fingerprint": str,
+            "fingerprint_version_id": int,
         },
         "pk": "key",
     },
@@ -75,6 +78,9 @@ TABLES: dict[str, dict[str, Any]] = {
         },
         "pk": "id",
     },
+    # One row per fetch, every night for every document: kept small (see `Store.add_fetch`).
+    # `document_key` to `timezone` and `fingerprint` are only filled in rows written before
+    # schema 2; newer rows refer to `fetch_targets` and leave them NULL (one byte each).
     "fetches": {
         "columns": {
             "id": int, "run_id": int, "document_key": str, "started_at": str,
@@ -82,6 +88,15 @@ TABLES: dict[str, dict[str, Any]] = {
             "outcome": str, "error_class": str, "message": str, "renderer": str,
             "locale": str, "timezone": str, "attempts": int, "version_id": int,
             "change_id": int, "title": str, "relocated": str, "notes": str, "fingerprint": str,
+            "target_id": int,
+        },
+        "pk": "id",
+    },
+    # What a fetch aimed at, written once and shared by every fetch with the same aim.
+    "fetch_targets": {
+        "columns": {
+            "id": int, "document_key": str, "url": str, "renderer": str, "locale": str,
+            "timezone": str,
         },
         "pk": "id",
     },
@@ -123,15 +138,42 @@ TABLES: dict[str, dict[str, Any]] = {
 INDEXES = [
     ("versions", ["document_key", "compare_sha256"]),
     ("changes", ["document_key"]),
-    ("fetches", ["document_key"]),
-    ("fetches", ["run_id"]),
-    ("fetches", ["version_id"]),
     ("reviews", ["change_id"]),
     ("notify_items", ["recipient", "id"]),
     ("notify_messages", ["recipient", "channel", "id"]),
 ]
 # An item is queued once per recipient, however often the run that found it is repeated.
-UNIQUE_INDEXES = [("notify_items", ["recipient", "ref"])]
+UNIQUE_INDEXES = [
+    ("notify_items", ["recipient", "ref"]),
+    ("fetch_targets", ["document_key", "url", "renderer", "locale", "timezone"]),
+]
+# An index entry is paid by every fetch row, so `fetches` has only what reading a document's
+# fetches needs, and only over the rows that have the column: new rows by target, older rows by
+# document. A run's fetches are found by id from `runs.first_fetch_id` (ids only grow, and one
+# run at a time writes), nothing reads fetches by version.
+PARTIAL_INDEXES = [
+    ("idx_fetches_target_id", "fetches", "target_id", "target_id is not null"),
+    ("idx_fetches_old_document_key", "fetches", "document_key", "document_key is not null"),
+]
+# Indexes of earlier schemas: dropped, which deletes no record (only the lookup structure).
+RETIRED_INDEXES = [
+    "idx_fetches_document_key_started_at",
+    "idx_fetches_document_key",
+    "idx_fetches_run_id",
+    "idx_fetches_version_id",
+]
+TARGET_COLUMNS = ("document_key", "url", "renderer", "locale", "timezone")
+# Every fetch as one row, old and new alike (for readers, and for anyone opening the database
+# with sqlite3 or Datasette): a row's own values where it has them, else its target's.
+FETCH_RECORDS_VIEW = "fetch_records"
+FETCH_RECORDS_SQL = (
+    "select "
+    + ", ".join(
+        f"coalesce(f.{c}, t.{c}) as {c}" if c in TARGET_COLUMNS else f"f.{c}"
+        for c in TABLES["fetches"]["columns"]
+    )
+    + " from fetches f left join fetch_targets t on t.id = f.target_id"
+)
 
 
 def sha256_text(text: str) -> str:
@@ -209,6 +251,21 @@ class Store:
                 self.db.table(table_name).create_index(columns, if_not_exists=True)
             for table_name, columns in UNIQUE_INDEXES:
                 self.db.table(table_name).create_index(columns, unique=True, if_not_exists=True)
+            for index_name in RETIRED_INDEXES:
+                self.db.execute(f"drop index if exists {index_name}")
+            for index_name, table_name, column, where in PARTIAL_INDEXES:
+                self.db.execute(
+                    f"create index if not exists {index_name} on {table_name} ({column}) "
+                    f"where {where}"
+                )
+            view = self.db.execute(
+                "select sql from sqlite_master where type = 'view' and name = ?",
+                [FETCH_RECORDS_VIEW],
+            ).fetchone()
+            expected = f"CREATE VIEW {FETCH_RECORDS_VIEW} AS {FETCH_RECORDS_SQL}"
+            if view is None or view[0] != expected:
+                self.db.execute(f"drop view if exists {FETCH_RECORDS_VIEW}")
+                self.db.execute(expected)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if not self.db.table("versions").detect_fts():
             # No triggers: versions are indexed once when added. sqlite-utils' update trigger
@@ -259,10 +316,16 @@ class Store:
     # runs -----------------------------------------------------------------------------------
     def start_run(self, started_at: str, only: str | None) -> int:
         with self.transaction():
+            # Fetch ids only grow and one run at a time records fetches (the run lock): the
+            # run's fetches are those from this id on that carry its run id.
+            [(first_fetch_id,)] = self.db.execute(
+                "select coalesce(max(id), 0) + 1 from fetches"
+            ).fetchall()
             return self.insert_row(
                 "runs",
-                {"started_at": started_at, "status": "running", "pid": os.getpid(), "only": only},
-            )
+                {"started_at": started_at, "status": "running", "pid": os.getpid(), "only": only,
+                 "first_fetch_id": first_fetch_id},
+            )  # fmt: skip
 
     def finish_run(
         self, run_id: int, finished_at: str, counts: dict[str, int], stats: dict
@@ -355,24 +418,104 @@ class Store:
         )
 
     def add_fetch(self, row: dict[str, Any]) -> int:
-        return self.insert_row("fetches", row)
+        """Record one fetch, given as a whole (document_key, url, renderer, locale, timezone,
+        fingerprint and the fetch's own columns). Every document has one every night, so the row
+        repeats nothing: what the fetch aimed at (document, URL, renderer, locale, time zone) is
+        a `fetch_targets` row it refers to, its start time is kept to the second, an empty
+        message is NULL, and the visible-text fingerprint, a cache key only the next fetch needs,
+        goes on the document's row with the version it was read as (one statement: the pair is
+        never torn). Call inside `transaction()`, so the fetch and that pair commit together."""
+        row = dict(row)
+        target = {column: row.pop(column, None) for column in TARGET_COLUMNS}
+        fingerprint = row.pop("fingerprint", None)
+        row["target_id"] = self._target_id(target)
+        if row.get("started_at"):
+            row["started_at"] = whole_second(row["started_at"])
+        if row.get("message") == "":
+            row["message"] = None
+        fetch_id = self.insert_row("fetches", row)
+        self.db.execute(
+            "update documents set fingerprint = ?, fingerprint_version_id = ? where key = ?",
+            [fingerprint, row.get("version_id"), target["document_key"]],
+        )
+        return fetch_id
+
+    def _target_id(self, target: dict[str, Any]) -> int:
+        values = [target[column] for column in TARGET_COLUMNS]
+        # `is`, not `=`: a column may be NULL (the unique index lets NULLs repeat).
+        found = self.db.execute(
+            "select id from fetch_targets where "
+            + " and ".join(f"{column} is ?" for column in TARGET_COLUMNS),
+            values,
+        ).fetchone()
+        return int(found[0]) if found else self.insert_row("fetch_targets", target)
 
     def known_fingerprint(self, document_key: str, current_version_id: int | None) -> str | None:
-        """The visible-text fingerprint of the last fetch, if that fetch read the current
-        version: then an equal fingerprint tonight means the same text."""
+        """The visible-text fingerprint of the document's last fetch, if that fetch read the
+        current version: then an equal fingerprint tonight means the same text."""
+        if current_version_id is None:
+            return None
         row = self.db.execute(
-            "select version_id, fingerprint from fetches where document_key = ? "
-            "order by id desc limit 1",
+            "select fingerprint, fingerprint_version_id from documents where key = ?",
             [document_key],
         ).fetchone()
-        if row is None or current_version_id is None or row[0] != current_version_id:
-            return None
-        return str(row[1]) if row[1] else None
+        if row is not None and row[0] is not None:
+            fingerprint, version_id = row
+        else:
+            # Never written since schema 2, or the last fetch had no page: the last fetch row
+            # tells (rows before schema 2 hold it; later rows hold none).
+            last = self.last_fetch(document_key)
+            if last is None:
+                return None
+            fingerprint, version_id = last["fingerprint"], last["version_id"]
+        return str(fingerprint) if fingerprint and version_id == current_version_id else None
 
     def fetches(self, document_key: str) -> list[dict[str, Any]]:
+        """A document's fetches, oldest first, each whole (see `fetch_records`)."""
         return list(
-            self.db.table("fetches").rows_where("document_key = ?", [document_key], order_by="id")
+            self.db.query(
+                f"select * from {FETCH_RECORDS_VIEW} where id in ("
+                "select id from fetches where target_id in "
+                "(select id from fetch_targets where document_key = :key) "
+                "union all select id from fetches where document_key = :key) order by id",
+                {"key": document_key},
+            )
         )
+
+    def last_fetch(self, document_key: str, before_run: int | None = None) -> dict[str, Any] | None:
+        """A document's latest fetch, or its latest in a run before `before_run`. One index
+        lookup per target of the document (usually one), whatever the number of fetches."""
+        earlier = "" if before_run is None else " and run_id < :run"
+        row = self.db.execute(
+            "select max(id) from ("
+            f"select (select id from fetches where target_id = t.id{earlier} "
+            "order by id desc limit 1) as id from fetch_targets t where t.document_key = :key "
+            f"union all select (select id from fetches where document_key = :key{earlier} "
+            "order by id desc limit 1))",
+            {"key": document_key, "run": before_run},
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return next(self.db.query(f"select * from {FETCH_RECORDS_VIEW} where id = ?", [row[0]]))
+
+    def run_fetches(self, run_id: int) -> list[dict[str, Any]]:
+        """A run's fetches, each whole, read from the run's first fetch id on (a run recorded
+        before schema 2 has none: then the whole table is read)."""
+        return list(
+            self.db.query(
+                f"select * from {FETCH_RECORDS_VIEW} where id >= coalesce("
+                "(select first_fetch_id from runs where id = :run), 0) and run_id = :run "
+                "order by id",
+                {"run": run_id},
+            )
+        )
+
+
+def whole_second(timestamp: str) -> str:
+    """`2026-11-24T03:00:01.123456Z` -> `2026-11-24T03:00:01Z`: the same order, 7 bytes less."""
+    if len(timestamp) > 20 and timestamp[19] == "." and timestamp.endswith("Z"):
+        return timestamp[:19] + "Z"
+    return timestamp
 
 
 def _version(row: dict[str, Any]) -> Version:

@@ -1,23 +1,342 @@
-"""What the records cost on disk and how they are kept. Real SQLite files."""
+"""What the records cost on disk, and that a database written by an earlier version opens, keeps
+its rows and keeps working. Real SQLite files; the nightly run's own per-document code
+(`monitor.run._process`) with a stand-in for the browser, so no Chromium is needed."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sqlite3
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlite_utils
 
-from monitor.store import Store
+from monitor.changes import comparison_sha
+from monitor.fetch import FetchResult, Page, now_utc, visible_fingerprint
+from monitor.run import DocumentOutcome, _process, _register
+from monitor.store import Store, sha256_text
+from monitor.watchlist import Document, Platform, Watchlist
+from tests.conftest import make_watchlist, run_cli
+
+TEXT = (
+    "# Terms of Service\n\n"
+    + "\n\n".join(
+        f"Clause {n}: these terms govern your use of the service; disputes go to the courts of "
+        "the State of California."
+        for n in range(4)
+    )
+    + "\n"
+)
+FACEBOOK = Document(
+    "facebook", "terms-of-service", "Terms of Service",
+    "https://www.facebook.com/legal/terms/plain_text_terms",
+)  # fmt: skip
+
+
+def documents(count: int) -> list[Document]:
+    """Real-sized keys and URLs, e.g. `facebook-12/terms-of-service` and the Facebook URL."""
+    return [
+        replace(FACEBOOK, platform=f"facebook-{n}", url=f"{FACEBOOK.url}?copy={n}")
+        for n in range(count)
+    ]
+
+
+def watchlist_of(docs: list[Document]) -> Watchlist:
+    platforms = {d.platform: Platform(d.platform, d.platform.title(), ("web",), (d,)) for d in docs}
+    return Watchlist(Path("watchlist.yaml"), platforms=platforms)
+
+
+class StandIn:
+    """The browser's part of a fetch: the page the first time, then, when the visible text's
+    fingerprint equals the one the store knows, an empty page that says "same as known", as
+    `monitor.fetch` does. Remembers the `known` fingerprint each document was fetched with."""
+
+    def __init__(self, text: str = TEXT):
+        self.text = text
+        self.known: dict[str, str | None] = {}
+
+    async def fetch(self, document: Document, known: str | None = None) -> FetchResult:
+        self.known[document.key] = known
+        result = FetchResult(document, document.url, now_utc(), document.render)
+        result.duration_ms, result.final_url, result.http_status = 2_345, document.url, 200
+        prints = {region: visible_fingerprint(document, region, self.text)
+                  for region in ("main", "page")}  # fmt: skip
+        if known is not None and known in prints.values():
+            result.page = Page("", 200, document.url, "text/html", "Terms", fingerprint=known)
+            return result
+        body = "".join(f"<p>{line}</p>" for line in self.text.splitlines() if line)
+        html = f"<html><head><title>Terms</title></head><body><main>{body}</main></body></html>"
+        result.page = Page(html, 200, document.url, "text/html", "Terms", fingerprints=prints)
+        return result
+
+
+def night(home: Path, docs: list[Document], pool: StandIn | None = None) -> list[DocumentOutcome]:
+    """One run's per-document work, recorded as `monitor.run` records it."""
+    pool = pool or StandIn()
+    store = Store(home)
+    store.db.execute("PRAGMA synchronous=OFF")  # speed only
+    watchlist = watchlist_of(docs)
+    run_id = store.start_run(now_utc(), None)
+    for document in docs:
+        _register(store, watchlist, document)
+
+    async def each() -> list[DocumentOutcome]:
+        return [await _process(store, pool, run_id, d, {}) for d in docs]  # type: ignore[arg-type]
+
+    outcomes = asyncio.run(each())
+    store.finish_run(run_id, now_utc(), {"documents": len(docs)}, {})
+    store.close()
+    return outcomes
+
+
+def outcomes_of(outcomes: list[DocumentOutcome]) -> set[str]:
+    return {o.recorded.outcome if o.recorded else "failed" for o in outcomes}
+
+
+def db_bytes(home: Path) -> int:
+    return (home / "monitor.db").stat().st_size
+
+
+def test_an_unchanged_night_adds_under_100_bytes_per_document(tmp_path: Path) -> None:
+    """Issue 7: 1,000 documents over a year of unchanged nights stay under 50 MB, i.e. under
+    137 bytes per document and night, index entries included."""
+    docs = documents(300)
+    assert outcomes_of(night(tmp_path, docs)) == {"baseline"}
+    before = db_bytes(tmp_path)
+    nights = 6
+    for _ in range(nights):
+        assert outcomes_of(night(tmp_path, docs)) == {"unchanged"}
+    per_night = (db_bytes(tmp_path) - before) / (len(docs) * nights)
+    assert per_night < 100, f"{per_night:.0f} bytes per document and night"
+
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        stored = dict(db.execute("select name, sum(pgsize) from dbstat group by name").fetchall())
+        rows = db.execute("select count(*) from fetches").fetchone()[0]
+    fetch_bytes = sum(size for name, size in stored.items() if "fetches" in name)
+    assert fetch_bytes / rows < 100, "fetch rows and their index entries"
+
+
+def test_fetches_read_whole_with_url_renderer_locale_and_time_zone(tmp_path: Path) -> None:
+    paris = replace(FACEBOOK, locale="fr-FR", timezone="Europe/Paris")
+    night(tmp_path, [paris])
+    night(tmp_path, [paris])
+    moved = replace(paris, url="https://www.facebook.com/terms.php")
+    night(tmp_path, [moved])  # the watchlist's URL was edited
+
+    store = Store(tmp_path)
+    fetches = store.fetches(paris.key)
+    assert [f["outcome"] for f in fetches] == ["baseline", "unchanged", "unchanged"]
+    assert [f["url"] for f in fetches] == [paris.url, paris.url, moved.url]
+    for fetch in fetches:
+        assert fetch["document_key"] == paris.key
+        assert (fetch["renderer"], fetch["locale"], fetch["timezone"]) == (
+            "browser", "fr-FR", "Europe/Paris",
+        )  # fmt: skip
+        assert fetch["http_status"] == 200 and fetch["version_id"] == fetches[0]["version_id"]
+    last = store.last_fetch(paris.key)
+    assert last is not None and last["id"] == fetches[-1]["id"] and last["url"] == moved.url
+    assert store.run_fetches(fetches[1]["run_id"]) == [fetches[1]]
+    # Anyone reading the database directly sees the same whole rows.
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        direct = db.execute("select url, locale from fetch_records order by id").fetchall()
+    assert direct == [(f["url"], "fr-FR") for f in fetches]
+    store.close()
+
+
+def test_history_shows_what_the_last_fetch_asked_for(tmp_path: Path) -> None:
+    make_watchlist(tmp_path, {"terms-of-service": {"url": FACEBOOK.url}}, platform="facebook")
+    paris = replace(FACEBOOK, locale="fr-FR", timezone="Europe/Paris")
+    night(tmp_path, [paris])
+    night(tmp_path, [paris])
+
+    shown = run_cli(tmp_path, "history", "facebook", "terms-of-service")
+    assert shown.returncode == 0, shown.stderr
+    assert "2 fetches, 0 failed" in shown.stdout
+    assert f"unchanged, HTTP 200; {FACEBOOK.url} with browser, fr-FR, Europe/Paris" in shown.stdout
+    as_json = run_cli(tmp_path, "history", "facebook", "terms-of-service", "--json")
+    last = json.loads(as_json.stdout)["last_fetch"]
+    assert (last["url"], last["final_url"], last["locale"], last["timezone"]) == (
+        FACEBOOK.url, FACEBOOK.url, "fr-FR", "Europe/Paris",
+    )  # fmt: skip
 
 
 def test_a_transaction_commits_all_its_writes_or_none(tmp_path: Path) -> None:
     store = Store(tmp_path)
     with pytest.raises(RuntimeError), store.transaction():
-        store.upsert_document({"key": "facebook/terms-of-service", "status": "ok"})
+        store.upsert_document({"key": FACEBOOK.key, "status": "ok"})
         with store.transaction():  # nested: a savepoint of the same transaction
             store.insert_row("runs", {"status": "running"})
         raise RuntimeError("killed")
     assert store.documents() == [] and store.db.table("runs").count == 0
     with store.transaction():
-        store.upsert_document({"key": "facebook/terms-of-service", "status": "ok"})
-    assert [d["key"] for d in store.documents()] == ["facebook/terms-of-service"]
+        store.upsert_document({"key": FACEBOOK.key, "status": "ok"})
+    assert [d["key"] for d in store.documents()] == [FACEBOOK.key]
+    store.close()
+
+
+def test_a_failed_transaction_leaves_neither_the_fetch_nor_its_fingerprint(
+    tmp_path: Path,
+) -> None:
+    """A run killed while recording a fetch must never leave a fingerprint paired with a
+    version it was not read as: the fetch row and the pair commit together or not at all."""
+    night(tmp_path, [FACEBOOK])
+    store = Store(tmp_path)
+    document = store.document(FACEBOOK.key) or {}
+    version_id = document["current_version_id"]
+    known = store.known_fingerprint(FACEBOOK.key, version_id)
+    assert known is not None
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_fetch({"run_id": 99, "document_key": FACEBOOK.key, "url": FACEBOOK.url,
+                         "outcome": "unchanged", "fingerprint": "0" * 32,
+                         "version_id": version_id})  # fmt: skip
+        raise RuntimeError("killed")
+    assert len(store.fetches(FACEBOOK.key)) == 1
+    assert store.known_fingerprint(FACEBOOK.key, version_id) == known
+    store.close()
+
+
+# --- a database written before fetch targets (schema 1) ----------------------------------------
+
+SCHEMA_1: dict[str, dict[str, Any]] = {
+    "runs": {
+        "id": int, "started_at": str, "finished_at": str, "status": str, "pid": int,
+        "documents": int, "unchanged": int, "changed": int, "failed": int, "only": str,
+        "stats": str,
+    },
+    "documents": {
+        "key": str, "platform": str, "document": str, "platform_name": str, "name": str,
+        "url": str, "render": str, "first_checked": str, "last_checked": str,
+        "last_changed": str, "current_version_id": int, "status": str, "failing_since": str,
+        "consecutive_failures": int, "last_error_class": str, "last_error": str,
+        "proposed_selector": str,
+    },
+    "versions": {
+        "id": int, "document_key": str, "sha256": str, "compare_sha256": str, "text": str,
+        "chars": int, "first_seen": str, "last_seen": str, "run_id": int, "snapshot_path": str,
+        "snapshot_sha256": str, "raw_path": str, "raw_sha256": str, "raw_pruned_at": str,
+    },
+    "fetches": {
+        "id": int, "run_id": int, "document_key": str, "started_at": str, "duration_ms": int,
+        "url": str, "final_url": str, "http_status": int, "outcome": str, "error_class": str,
+        "message": str, "renderer": str, "locale": str, "timezone": str, "attempts": int,
+        "version_id": int, "change_id": int, "title": str, "relocated": str, "notes": str,
+        "fingerprint": str,
+    },
+}  # fmt: skip
+PKS = {"runs": "id", "documents": "key", "versions": "id", "fetches": "id"}
+
+
+def old_database(home: Path, document: Document) -> str:
+    """A home folder as schema 1 left it: a baseline and an unchanged night of `document`, each
+    fetch row carrying its URL, renderer, locale, time zone and fingerprint. Returns that
+    fingerprint, taken as the tool takes it."""
+    db = sqlite_utils.Database(home / "monitor.db")
+    for name, columns in SCHEMA_1.items():
+        db.table(name).create(columns, pk=PKS[name])
+    for columns in (["document_key"], ["run_id"], ["version_id"]):
+        db.table("fetches").create_index(columns)
+    fingerprint = visible_fingerprint(document, "main", TEXT)
+    stamps = ["2026-03-01T03:00:01.123456Z", "2026-03-02T03:00:02.654321Z"]
+    db.table("documents").insert({
+        "key": document.key, "platform": document.platform, "document": document.id,
+        "platform_name": "Facebook", "name": document.name, "url": document.url,
+        "render": "browser", "first_checked": stamps[0], "last_checked": stamps[1],
+        "current_version_id": 1, "status": "ok", "consecutive_failures": 0,
+    })  # fmt: skip
+    db.table("versions").insert({
+        "id": 1, "document_key": document.key, "sha256": sha256_text(TEXT),
+        "compare_sha256": comparison_sha(TEXT, document), "text": TEXT, "chars": len(TEXT),
+        "first_seen": stamps[0], "last_seen": stamps[1], "run_id": 1,
+    })  # fmt: skip
+    for run_id, stamp, outcome in zip((1, 2), stamps, ("baseline", "unchanged"), strict=True):
+        db.table("runs").insert({"id": run_id, "started_at": stamp, "finished_at": stamp,
+                                 "status": "ok", "documents": 1})  # fmt: skip
+        db.table("fetches").insert({
+            "run_id": run_id, "document_key": document.key, "started_at": stamp,
+            "duration_ms": 2345, "url": document.url, "final_url": document.url,
+            "http_status": 200, "outcome": outcome, "message": "", "renderer": "browser",
+            "locale": "en-US", "timezone": "America/Chicago", "attempts": 1, "version_id": 1,
+            "title": "Terms" if outcome == "baseline" else None, "fingerprint": fingerprint,
+        })  # fmt: skip
+    db.execute("PRAGMA user_version=1")
+    db.close()
+    return fingerprint
+
+
+def fetch_rows(home: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(home / "monitor.db") as db:
+        columns = ", ".join(SCHEMA_1["fetches"])
+        return db.execute(f"select {columns} from fetches order by id").fetchall()
+
+
+def test_an_old_database_opens_migrates_and_keeps_every_row_as_it_was(tmp_path: Path) -> None:
+    fingerprint = old_database(tmp_path, FACEBOOK)
+    before = fetch_rows(tmp_path)
+
+    store = Store(tmp_path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    fetches = store.fetches(FACEBOOK.key)
+    assert [f["outcome"] for f in fetches] == ["baseline", "unchanged"]
+    assert all(f["url"] == FACEBOOK.url and f["locale"] == "en-US" for f in fetches)
+    assert store.known_fingerprint(FACEBOOK.key, 1) == fingerprint
+    assert store.known_fingerprint(FACEBOOK.key, 2) is None, "only for the version it read"
+    store.close()
+    Store(tmp_path).close()  # opening again changes nothing either
+    assert fetch_rows(tmp_path) == before
+
+
+def test_the_first_night_after_upgrading_still_skips_extraction(tmp_path: Path) -> None:
+    fingerprint = old_database(tmp_path, FACEBOOK)
+    before = fetch_rows(tmp_path)
+
+    for _ in range(2):  # the fingerprint from the old fetch row, then from the document's row
+        pool = StandIn()
+        [outcome] = night(tmp_path, [FACEBOOK], pool)
+        assert pool.known[FACEBOOK.key] == fingerprint
+        assert outcome.fetch.page is not None and outcome.fetch.page.same_as_known
+        assert outcome.recorded is not None and outcome.recorded.outcome == "unchanged"
+
+    store = Store(tmp_path)
+    assert store.changes() == [] and len(store.versions(FACEBOOK.key)) == 1
+    fetches = store.fetches(FACEBOOK.key)
+    assert [f["outcome"] for f in fetches] == ["baseline", "unchanged", "unchanged", "unchanged"]
+    assert {f["url"] for f in fetches} == {FACEBOOK.url}
+    assert {(f["renderer"], f["locale"], f["timezone"]) for f in fetches} == {
+        ("browser", "en-US", "America/Chicago")
+    }
+    store.close()
+    assert fetch_rows(tmp_path)[:2] == before, "rows written before the upgrade are untouched"
+
+
+def test_a_changed_text_after_upgrading_is_extracted_and_recorded(tmp_path: Path) -> None:
+    old_database(tmp_path, FACEBOOK)
+    changed = StandIn(TEXT.replace("State of California", "State of Delaware"))
+    [outcome] = night(tmp_path, [FACEBOOK], changed)
+    assert outcome.recorded is not None and outcome.recorded.outcome == "new"
+    store = Store(tmp_path)
+    [change] = store.changes(FACEBOOK.key)
+    assert (change["from_version_id"], change["to_version_id"]) == (1, outcome.recorded.version_id)
+    store.close()
+
+
+def test_the_previous_fetch_is_found_across_the_upgrade_and_a_url_edit(tmp_path: Path) -> None:
+    """What the report asks of a document every night ("did its last fetch fail?")."""
+    old_database(tmp_path, FACEBOOK)
+    store = Store(tmp_path)
+    store.db.execute("update runs set status = 'ok'")  # (the old runs' ids are 1 and 2)
+    assert (store.last_fetch(FACEBOOK.key, before_run=3) or {})["run_id"] == 2
+    store.close()
+    night(tmp_path, [FACEBOOK])  # run 3, the old URL
+    night(tmp_path, [replace(FACEBOOK, url="https://www.facebook.com/terms.php")])  # run 4
+    store = Store(tmp_path)
+    assert [(f["run_id"], f["url"]) for f in store.fetches(FACEBOOK.key)][1:] == [
+        (2, FACEBOOK.url), (3, FACEBOOK.url), (4, "https://www.facebook.com/terms.php"),
+    ]  # fmt: skip
+    previous = store.last_fetch(FACEBOOK.key, before_run=4)
+    assert previous is not None and (previous["run_id"], previous["url"]) == (3, FACEBOOK.url)
+    assert (store.last_fetch(FACEBOOK.key, before_run=3) or {})["run_id"] == 2
+    assert store.last_fetch(FACEBOOK.key, before_run=1) is None
     store.close()
