@@ -3,6 +3,8 @@
     python benchmarks/bench_run.py                 # N = 40 (a quarter JavaScript-rendered)
     python benchmarks/bench_run.py --n 200
     python benchmarks/bench_run.py --n 1000 --http # reduced mode: plain-HTTP pages
+    python benchmarks/bench_run.py --latency 200   # each page answers after 200 ms, as remote
+                                                   # servers do; 127.0.0.1 alone answers at once
 
 For each N it prints, per run (cold = first run, warm = no policy changed but every page carries
 fresh noise, changed = 5 documents edited, sequential = warm with concurrency 1): wall time,
@@ -53,12 +55,13 @@ def corpus_texts() -> list[str]:
 
 
 def page_text(texts: list[str], index: int, rng: random.Random) -> str:
-    """A 50-100 KB page's worth of policy: real text, cut at a paragraph, made unique per page."""
+    """A 50-100 KB page's worth of policy: real text, cut at a line end, made unique per page."""
     base = texts[index % len(texts)]
     limit = rng.randint(*PAGE_TEXT_CHARS)
     while len(base) < limit:
         base += "\n\n" + texts[(index + len(base)) % len(texts)]
-    cut = base.rfind("\n\n", 0, limit)
+    # Cut at a line end past the minimum size: some policies have few paragraph breaks.
+    cut = base.rfind("\n", PAGE_TEXT_CHARS[0], limit)
     return f"# Document {index}\n\n" + base[: cut if cut > 0 else limit] + "\n"
 
 
@@ -70,8 +73,9 @@ def edit(text: str, rng: random.Random) -> str:
 
 
 class Site:
-    def __init__(self, n: int, http_only: bool, seed: int = 1):
+    def __init__(self, n: int, http_only: bool, latency: float = 0.0, seed: int = 1):
         self.rng = random.Random(seed)
+        self.latency = latency
         texts = corpus_texts()
         self.texts = [page_text(texts, i, self.rng) for i in range(n)]
         self.js = [not http_only and i % 4 == 0 for i in range(n)]
@@ -80,7 +84,8 @@ class Site:
 
     def publish(self) -> None:
         for i, text in enumerate(self.texts):
-            self.server.page(f"/doc{i}", policy_page(text, self.rng, js=self.js[i]))
+            page = policy_page(text, self.rng, js=self.js[i])
+            self.server.page(f"/doc{i}", page, delay=self.latency)
 
     def change(self, count: int) -> None:
         for i in range(count):
@@ -257,13 +262,13 @@ def show(label: str, result: dict, floor_seconds: float | None = None) -> None:
     print(f"  {'':<10} stages (s, summed over documents): {stages}")
 
 
-def bench(n: int, concurrency: int, http_only: bool) -> None:
-    site = Site(n, http_only)
+def bench(n: int, concurrency: int, http_only: bool, latency_ms: int) -> None:
+    site = Site(n, http_only, latency_ms / 1000)
     sizes = site.page_bytes()
     mode = "plain HTTP" if http_only else f"{sum(site.js)} JavaScript-rendered"
     print(
         f"N = {n} documents ({mode}), pages {min(sizes) // 1024}-{max(sizes) // 1024} KB, "
-        f"concurrency {concurrency}"
+        f"concurrency {concurrency}, server latency {latency_ms} ms"
     )
     floor_seconds = asyncio.run(floor(site, concurrency, http_only))
     print(f"  floor      {floor_seconds:6.2f} s  (load + read the policy text only)")
@@ -292,10 +297,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="documents (repeatable)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--http", action="store_true", help="plain-HTTP pages (reduced mode)")
+    parser.add_argument(
+        "--latency", type=int, default=0, metavar="MS", help="server delay before each page"
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     for n in args.n or [40]:
-        bench(n, args.concurrency, args.http)
+        bench(n, args.concurrency, args.http, args.latency)
 
 
 if __name__ == "__main__":
