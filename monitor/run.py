@@ -31,7 +31,7 @@ from monitor.guard import GuardError, check_text, compare
 from monitor.notify import notify_after_run
 from monitor.relocate import relocate
 from monitor.report import update_after_run
-from monitor.store import Store, Version
+from monitor.store import Store
 from monitor.watchlist import Document, Watchlist
 
 LOCK_NAME = ".tos-monitor.lock"
@@ -224,18 +224,21 @@ async def _process(
     document: Document,
     stage_seconds: dict[str, float],
 ) -> DocumentOutcome:
-    current = _current_version(store, document)
-    previous = current.text if current else None
-    known = store.known_fingerprint(document.key, current.id if current else None)
+    current_id = (store.document(document.key) or {}).get("current_version_id")
+    known = store.known_fingerprint(document.key, current_id)
     result = await pool.fetch(document, known)
     outcome = DocumentOutcome(document, result)
-    if current is not None and result.ok and result.page and result.page.same_as_known:
+    if current_id is not None and result.ok and result.page and result.page.same_as_known:
         # The visible policy text is byte-identical to last night's: nothing to extract.
         started = time.perf_counter()
-        outcome.recorded = record_unchanged(store, current.id, result.started_at)
+        outcome.recorded = record_unchanged(store, current_id, result.started_at)
         _record_fetch(store, run_id, outcome)
         outcome.store_ms = round((time.perf_counter() - started) * 1000)
         return outcome
+    # Read only now: every document waiting for a fetch slot holding last night's text made the
+    # run's memory grow with the watchlist.
+    current = store.version(current_id) if current_id is not None else None
+    previous = current.text if current else None
     started = time.perf_counter()
     text = await _checked_text(document, result, previous)
     suspect = False
@@ -279,11 +282,6 @@ async def _process(
     _record_fetch(store, run_id, outcome)
     outcome.store_ms = round((time.perf_counter() - started) * 1000)
     return outcome
-
-
-def _current_version(store: Store, document: Document) -> Version | None:
-    row = store.document(document.key) or {}
-    return store.version(row["current_version_id"]) if row.get("current_version_id") else None
 
 
 def _is_suspicious(store: Store, document: Document, previous: str, text: str) -> bool:
