@@ -46,7 +46,7 @@ from diff_match_patch import diff_match_patch  # noqa: E402
 
 import monitor.diff as engine  # noqa: E402
 from monitor.diff import diff_texts, reconstruct  # noqa: E402
-from tests.test_diff import edit_size, lcs_length  # noqa: E402  (one reference, shared)
+from tests.test_diff import edit_size, lcs_length, reword_words  # noqa: E402  (shared with the tests)
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 FIXTURES = ROOT / "tests" / "fixtures" / "versions"
@@ -80,22 +80,6 @@ def load_documents() -> tuple[Path, Documents]:
 
 
 KINDS = ("terms-of-service", "privacy-policy")
-
-
-def reword_words(words: list[str], vocabulary: list[str], rng: random.Random) -> list[str]:
-    """Word-level noise: a quarter of the words replaced, dropped or followed by a new one."""
-    out: list[str] = []
-    for word in words:
-        roll = rng.random()
-        if roll < 0.12:
-            out.append(rng.choice(vocabulary))
-        elif roll < 0.18:
-            continue
-        elif roll < 0.25:
-            out.extend([word, rng.choice(vocabulary)])
-        else:
-            out.append(word)
-    return out
 
 
 def reword_phrases(words: list[str], vocabulary: list[str], rng: random.Random) -> list[str]:

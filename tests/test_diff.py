@@ -55,6 +55,22 @@ def lcs_length(a: list[str], b: list[str]) -> int:
     return len(a) - v.bit_count()
 
 
+def reword_words(words: list[str], vocabulary: list[str], rng: random.Random) -> list[str]:
+    """Word-level noise: a quarter of the words replaced, dropped or followed by a new one."""
+    out: list[str] = []
+    for word in words:
+        roll = rng.random()
+        if roll < 0.12:
+            out.append(rng.choice(vocabulary))
+        elif roll < 0.18:
+            continue
+        elif roll < 0.25:
+            out.extend([word, rng.choice(vocabulary)])
+        else:
+            out.append(word)
+    return out
+
+
 def heavy_rewrite(text: str, seed: int = 7) -> tuple[str, int]:
     """Every third paragraph (of 5+ words) reworded, about a quarter of its words replaced,
     dropped or added, with words of the document itself. Returns the text and how many
@@ -66,18 +82,7 @@ def heavy_rewrite(text: str, seed: int = 7) -> tuple[str, int]:
     for k, block in enumerate(blocks):
         if k % 3 != 1 or len(block.split()) < 5:
             continue
-        words: list[str] = []
-        for word in block.split(" "):
-            roll = rng.random()
-            if roll < 0.12:
-                words.append(rng.choice(vocabulary))
-            elif roll < 0.18:
-                continue
-            elif roll < 0.25:
-                words.extend([word, rng.choice(vocabulary)])
-            else:
-                words.append(word)
-        blocks[k] = " ".join(words)
+        blocks[k] = " ".join(reword_words(block.split(" "), vocabulary, rng))
         rewritten += blocks[k] != block
     return "\n".join(blocks), rewritten
 
