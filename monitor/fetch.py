@@ -246,8 +246,8 @@ class BrowserFetcher:
         self._browser: Any = None
         self._contexts: dict[tuple[str, str], Any] = {}
         self._idle: dict[tuple[str, str], list[Any]] = {}
-        self._uses: dict[Any, int] = {}
-        self._sessions: dict[Any, Any] = {}  # page -> its DevTools session, to collect garbage
+        # page -> (its DevTools session, to collect garbage; documents it has served)
+        self._tabs: dict[Any, tuple[Any, int]] = {}
         self.launch_seconds = 0.0
 
     async def _ensure_browser(self) -> Any:
@@ -287,7 +287,7 @@ class BrowserFetcher:
             await context.route("**/*", _block_heavy_resources)
             self._contexts[key] = context
         page = await self._contexts[key].new_page()
-        self._sessions[page] = await self._contexts[key].new_cdp_session(page)
+        self._tabs[page] = (await self._contexts[key].new_cdp_session(page), 0)
         return page
 
     async def fetch(self, document: Document, known: str | None = None) -> Page:
@@ -351,15 +351,15 @@ class BrowserFetcher:
         return Page(html, status, page.url, "text/html", title, fingerprints=prints)
 
     async def _release(self, document: Document, page: Any, reusable: bool) -> None:
-        uses = self._uses.pop(page, 0) + 1
-        session = self._sessions.pop(page, None)
+        session, uses = self._tabs.pop(page, (None, 0))
+        uses += 1
         # Chromium leaves the pages a tab has shown to a garbage collector that rarely runs:
         # measured, a tab grew by ~10 MB a policy (55 MB to 172 MB over 12). Collecting after
         # each document (~15 ms) holds it near 90 MB; a tab is still retired after a while.
         if reusable and uses < PAGE_REUSES and not page.is_closed() and session is not None:
             with contextlib.suppress(Exception):  # a tab that cannot even do that is closed
                 await asyncio.wait_for(session.send("HeapProfiler.collectGarbage"), timeout=5)
-                self._uses[page], self._sessions[page] = uses, session
+                self._tabs[page] = (session, uses)
                 self._idle.setdefault((document.locale, document.timezone), []).append(page)
                 return
         # A page whose script never settles may not even close politely: bound the wait.
