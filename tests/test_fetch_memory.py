@@ -1,4 +1,6 @@
-"""The Playwright driver (a Node process) starts with a bounded V8 heap, unless the user chose."""
+"""What keeps a run's memory flat: the Playwright driver (a Node process) starts with a bounded V8
+heap unless the user chose one, and a tab serves document after document, its garbage collected
+between them, rather than growing or being replaced every time."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.fetch import DRIVER_NODE_OPTIONS, BrowserFetcher
-from monitor.watchlist import Settings
+from monitor.fetch import DRIVER_NODE_OPTIONS, PAGE_REUSES, BrowserFetcher
+from monitor.watchlist import Document, Settings
+from tests.sites import PageServer, policy_page
 
 
 def _driver_node_options() -> str | None:
@@ -49,3 +52,29 @@ def test_a_users_own_heap_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _driver_node_options() == "--max-old-space-size=2048"
     monkeypatch.setenv("NODE_OPTIONS", "--trace-warnings")
     assert _driver_node_options() == f"--trace-warnings {DRIVER_NODE_OPTIONS}"
+
+
+def test_one_tab_serves_document_after_document(server: PageServer) -> None:
+    text = "# Terms\n\n" + "\n\n".join(
+        f"Clause {n} of the terms of service." * 5 for n in range(20)
+    )
+    documents = []
+    for n in range(PAGE_REUSES - 1):
+        server.page(f"/d{n}", policy_page(text, js=n % 2 == 0))
+        documents.append(Document("example", f"d{n}", f"D{n}", server.url(f"/d{n}")))
+
+    async def fetch_all() -> list[int]:
+        fetcher = BrowserFetcher(Settings())
+        tabs = []
+        try:
+            for document in documents:
+                page = await fetcher.fetch(document)
+                assert "Clause 19" in page.html
+                [tab] = fetcher._idle[(document.locale, document.timezone)]
+                tabs.append(id(tab))
+        finally:
+            await fetcher.close()
+        return tabs
+
+    # Were collecting garbage to fail, each document would close its tab and open another.
+    assert len(set(asyncio.run(fetch_all()))) == 1
