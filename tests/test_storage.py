@@ -1,12 +1,14 @@
 """What the records cost on disk, and that a database written by an earlier version opens, keeps
-its rows and keeps working. Real SQLite files; the nightly run's own per-document code
-(`monitor.run._process`) with a stand-in for the browser, so no Chromium is needed."""
+its rows and keeps working. Real SQLite files, a real local server and the nightly run's own
+per-document code (`monitor.run._process`, with the real fetch pool: Chromium for `browser`
+documents, plain HTTP for the many-document size check)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,13 @@ import pytest
 import sqlite_utils
 
 from monitor.changes import comparison_sha
-from monitor.fetch import FetchResult, Page, now_utc, visible_fingerprint
+from monitor.extract import extract
+from monitor.fetch import BrowserFetcher, FetchPool, now_utc
 from monitor.run import DocumentOutcome, _process, _register
 from monitor.store import Store, sha256_text
-from monitor.watchlist import Document, Platform, Watchlist
+from monitor.watchlist import Document, Platform, Settings, Watchlist
 from tests.conftest import make_watchlist, run_cli
+from tests.sites import PageServer, Route, policy_page
 
 TEXT = (
     "# Terms of Service\n\n"
@@ -30,16 +34,31 @@ TEXT = (
     )
     + "\n"
 )
-FACEBOOK = Document(
-    "facebook", "terms-of-service", "Terms of Service",
-    "https://www.facebook.com/legal/terms/plain_text_terms",
-)  # fmt: skip
+# A path as long as a real platform's (https://www.facebook.com/legal/terms/plain_text_terms).
+TERMS = "/legal/terms/plain_text_terms"
+MOVED = "/legal/terms.php"
 
 
-def documents(count: int) -> list[Document]:
-    """Real-sized keys and URLs, e.g. `facebook-12/terms-of-service` and the Facebook URL."""
+@pytest.fixture
+def facebook(server: PageServer) -> Iterator[Document]:
+    """The Facebook Terms of Service as the shipped watchlist names them, served locally with
+    fresh page noise around the same policy every night."""
+    server.routes[TERMS] = server.routes[MOVED] = _page_route(TEXT)
+    yield Document("facebook", "terms-of-service", "Terms of Service", server.url(TERMS))
+
+
+def _page_route(text: str) -> Route:
+    return Route(lambda: policy_page(text).encode())
+
+
+def serve_text(server: PageServer, text: str) -> None:
+    server.routes[TERMS] = _page_route(text)
+
+
+def documents(facebook: Document, count: int) -> list[Document]:
+    """Real-sized keys and URLs, e.g. `facebook-12/terms-of-service`, fetched by plain HTTP."""
     return [
-        replace(FACEBOOK, platform=f"facebook-{n}", url=f"{FACEBOOK.url}?copy={n}")
+        replace(facebook, platform=f"facebook-{n}", url=f"{facebook.url}?copy={n}", render="http")
         for n in range(count)
     ]
 
@@ -49,33 +68,8 @@ def watchlist_of(docs: list[Document]) -> Watchlist:
     return Watchlist(Path("watchlist.yaml"), platforms=platforms)
 
 
-class StandIn:
-    """The browser's part of a fetch: the page the first time, then, when the visible text's
-    fingerprint equals the one the store knows, an empty page that says "same as known", as
-    `monitor.fetch` does. Remembers the `known` fingerprint each document was fetched with."""
-
-    def __init__(self, text: str = TEXT):
-        self.text = text
-        self.known: dict[str, str | None] = {}
-
-    async def fetch(self, document: Document, known: str | None = None) -> FetchResult:
-        self.known[document.key] = known
-        result = FetchResult(document, document.url, now_utc(), document.render)
-        result.duration_ms, result.final_url, result.http_status = 2_345, document.url, 200
-        prints = {region: visible_fingerprint(document, region, self.text)
-                  for region in ("main", "page")}  # fmt: skip
-        if known is not None and known in prints.values():
-            result.page = Page("", 200, document.url, "text/html", "Terms", fingerprint=known)
-            return result
-        body = "".join(f"<p>{line}</p>" for line in self.text.splitlines() if line)
-        html = f"<html><head><title>Terms</title></head><body><main>{body}</main></body></html>"
-        result.page = Page(html, 200, document.url, "text/html", "Terms", fingerprints=prints)
-        return result
-
-
-def night(home: Path, docs: list[Document], pool: StandIn | None = None) -> list[DocumentOutcome]:
-    """One run's per-document work, recorded as `monitor.run` records it."""
-    pool = pool or StandIn()
+def night(home: Path, docs: list[Document]) -> list[DocumentOutcome]:
+    """One run's per-document work, fetched and recorded as `monitor.run` does it."""
     store = Store(home)
     store.db.execute("PRAGMA synchronous=OFF")  # speed only
     watchlist = watchlist_of(docs)
@@ -84,7 +78,11 @@ def night(home: Path, docs: list[Document], pool: StandIn | None = None) -> list
         _register(store, watchlist, document)
 
     async def each() -> list[DocumentOutcome]:
-        return [await _process(store, pool, run_id, d, {}) for d in docs]  # type: ignore[arg-type]
+        pool = FetchPool(Settings())
+        try:
+            return [await _process(store, pool, run_id, d, {}) for d in docs]
+        finally:
+            await pool.close()
 
     outcomes = asyncio.run(each())
     store.finish_run(run_id, now_utc(), {"documents": len(docs)}, {})
@@ -100,10 +98,12 @@ def db_bytes(home: Path) -> int:
     return (home / "monitor.db").stat().st_size
 
 
-def test_an_unchanged_night_adds_under_100_bytes_per_document(tmp_path: Path) -> None:
+def test_an_unchanged_night_adds_under_100_bytes_per_document(
+    tmp_path: Path, facebook: Document
+) -> None:
     """Issue 7: 1,000 documents over a year of unchanged nights stay under 50 MB, i.e. under
     137 bytes per document and night, index entries included."""
-    docs = documents(300)
+    docs = documents(facebook, 300)
     assert outcomes_of(night(tmp_path, docs)) == {"baseline"}
     before = db_bytes(tmp_path)
     nights = 6
@@ -119,11 +119,13 @@ def test_an_unchanged_night_adds_under_100_bytes_per_document(tmp_path: Path) ->
     assert fetch_bytes / rows < 100, "fetch rows and their index entries"
 
 
-def test_fetches_read_whole_with_url_renderer_locale_and_time_zone(tmp_path: Path) -> None:
-    paris = replace(FACEBOOK, locale="fr-FR", timezone="Europe/Paris")
+def test_fetches_read_whole_with_url_renderer_locale_and_time_zone(
+    tmp_path: Path, facebook: Document, server: PageServer
+) -> None:
+    paris = replace(facebook, locale="fr-FR", timezone="Europe/Paris")
     night(tmp_path, [paris])
     night(tmp_path, [paris])
-    moved = replace(paris, url="https://www.facebook.com/terms.php")
+    moved = replace(paris, url=server.url(MOVED))
     night(tmp_path, [moved])  # the watchlist's URL was edited
 
     store = Store(tmp_path)
@@ -146,55 +148,56 @@ def test_fetches_read_whole_with_url_renderer_locale_and_time_zone(tmp_path: Pat
     store.close()
 
 
-def test_history_shows_what_the_last_fetch_asked_for(tmp_path: Path) -> None:
-    make_watchlist(tmp_path, {"terms-of-service": {"url": FACEBOOK.url}}, platform="facebook")
-    paris = replace(FACEBOOK, locale="fr-FR", timezone="Europe/Paris")
+def test_history_shows_what_the_last_fetch_asked_for(tmp_path: Path, facebook: Document) -> None:
+    make_watchlist(tmp_path, {"terms-of-service": {"url": facebook.url}}, platform="facebook")
+    paris = replace(facebook, locale="fr-FR", timezone="Europe/Paris")
     night(tmp_path, [paris])
     night(tmp_path, [paris])
 
     shown = run_cli(tmp_path, "history", "facebook", "terms-of-service")
     assert shown.returncode == 0, shown.stderr
     assert "2 fetches, 0 failed" in shown.stdout
-    assert f"unchanged, HTTP 200; {FACEBOOK.url} with browser, fr-FR, Europe/Paris" in shown.stdout
+    assert f"unchanged, HTTP 200; {facebook.url} with browser, fr-FR, Europe/Paris" in shown.stdout
     as_json = run_cli(tmp_path, "history", "facebook", "terms-of-service", "--json")
     last = json.loads(as_json.stdout)["last_fetch"]
     assert (last["url"], last["final_url"], last["locale"], last["timezone"]) == (
-        FACEBOOK.url, FACEBOOK.url, "fr-FR", "Europe/Paris",
+        facebook.url, facebook.url, "fr-FR", "Europe/Paris",
     )  # fmt: skip
 
 
 def test_a_transaction_commits_all_its_writes_or_none(tmp_path: Path) -> None:
+    key = "facebook/terms-of-service"
     store = Store(tmp_path)
     with pytest.raises(RuntimeError), store.transaction():
-        store.upsert_document({"key": FACEBOOK.key, "status": "ok"})
+        store.upsert_document({"key": key, "status": "ok"})
         with store.transaction():  # nested: a savepoint of the same transaction
             store.insert_row("runs", {"status": "running"})
         raise RuntimeError("killed")
     assert store.documents() == [] and store.db.table("runs").count == 0
     with store.transaction():
-        store.upsert_document({"key": FACEBOOK.key, "status": "ok"})
-    assert [d["key"] for d in store.documents()] == [FACEBOOK.key]
+        store.upsert_document({"key": key, "status": "ok"})
+    assert [d["key"] for d in store.documents()] == [key]
     store.close()
 
 
 def test_a_failed_transaction_leaves_neither_the_fetch_nor_its_fingerprint(
-    tmp_path: Path,
+    tmp_path: Path, facebook: Document
 ) -> None:
     """A run killed while recording a fetch must never leave a fingerprint paired with a
     version it was not read as: the fetch row and the pair commit together or not at all."""
-    night(tmp_path, [FACEBOOK])
+    night(tmp_path, [facebook])
     store = Store(tmp_path)
-    document = store.document(FACEBOOK.key) or {}
+    document = store.document(facebook.key) or {}
     version_id = document["current_version_id"]
-    known = store.known_fingerprint(FACEBOOK.key, version_id)
+    known = store.known_fingerprint(facebook.key, version_id)
     assert known is not None
     with pytest.raises(RuntimeError), store.transaction():
-        store.add_fetch({"run_id": 99, "document_key": FACEBOOK.key, "url": FACEBOOK.url,
+        store.add_fetch({"run_id": 99, "document_key": facebook.key, "url": facebook.url,
                          "outcome": "unchanged", "fingerprint": "0" * 32,
                          "version_id": version_id})  # fmt: skip
         raise RuntimeError("killed")
-    assert len(store.fetches(FACEBOOK.key)) == 1
-    assert store.known_fingerprint(FACEBOOK.key, version_id) == known
+    assert len(store.fetches(facebook.key)) == 1
+    assert store.known_fingerprint(facebook.key, version_id) == known
     store.close()
 
 
@@ -229,16 +232,31 @@ SCHEMA_1: dict[str, dict[str, Any]] = {
 PKS = {"runs": "id", "documents": "key", "versions": "id", "fetches": "id"}
 
 
+def as_fetched(document: Document) -> tuple[str, str]:
+    """The fingerprint of the page's <main> and the page's text, as Chromium and the extractor
+    take them from the served page."""
+
+    async def fetch() -> Any:
+        fetcher = BrowserFetcher(Settings())
+        try:
+            return await fetcher.fetch(document)
+        finally:
+            await fetcher.close()
+
+    page = asyncio.run(fetch())
+    return page.fingerprints["main"], extract(page.html)
+
+
 def old_database(home: Path, document: Document) -> str:
     """A home folder as schema 1 left it: a baseline and an unchanged night of `document`, each
     fetch row carrying its URL, renderer, locale, time zone and fingerprint. Returns that
-    fingerprint, taken as the tool takes it."""
+    fingerprint, taken from the served page as the tool takes it."""
     db = sqlite_utils.Database(home / "monitor.db")
     for name, columns in SCHEMA_1.items():
         db.table(name).create(columns, pk=PKS[name])
     for columns in (["document_key"], ["run_id"], ["version_id"]):
         db.table("fetches").create_index(columns)
-    fingerprint = visible_fingerprint(document, "main", TEXT)
+    fingerprint, text = as_fetched(document)
     stamps = ["2026-03-01T03:00:01.123456Z", "2026-03-02T03:00:02.654321Z"]
     db.table("documents").insert({
         "key": document.key, "platform": document.platform, "document": document.id,
@@ -247,8 +265,8 @@ def old_database(home: Path, document: Document) -> str:
         "current_version_id": 1, "status": "ok", "consecutive_failures": 0,
     })  # fmt: skip
     db.table("versions").insert({
-        "id": 1, "document_key": document.key, "sha256": sha256_text(TEXT),
-        "compare_sha256": comparison_sha(TEXT, document), "text": TEXT, "chars": len(TEXT),
+        "id": 1, "document_key": document.key, "sha256": sha256_text(text),
+        "compare_sha256": comparison_sha(text, document), "text": text, "chars": len(text),
         "first_seen": stamps[0], "last_seen": stamps[1], "run_id": 1,
     })  # fmt: skip
     for run_id, stamp, outcome in zip((1, 2), stamps, ("baseline", "unchanged"), strict=True):
@@ -272,38 +290,43 @@ def fetch_rows(home: Path) -> list[tuple[Any, ...]]:
         return db.execute(f"select {columns} from fetches order by id").fetchall()
 
 
-def test_an_old_database_opens_migrates_and_keeps_every_row_as_it_was(tmp_path: Path) -> None:
-    fingerprint = old_database(tmp_path, FACEBOOK)
+def test_an_old_database_opens_migrates_and_keeps_every_row_as_it_was(
+    tmp_path: Path, facebook: Document
+) -> None:
+    fingerprint = old_database(tmp_path, facebook)
     before = fetch_rows(tmp_path)
 
     store = Store(tmp_path)
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
-    fetches = store.fetches(FACEBOOK.key)
+    fetches = store.fetches(facebook.key)
     assert [f["outcome"] for f in fetches] == ["baseline", "unchanged"]
-    assert all(f["url"] == FACEBOOK.url and f["locale"] == "en-US" for f in fetches)
-    assert store.known_fingerprint(FACEBOOK.key, 1) == fingerprint
-    assert store.known_fingerprint(FACEBOOK.key, 2) is None, "only for the version it read"
+    assert all(f["url"] == facebook.url and f["locale"] == "en-US" for f in fetches)
+    assert store.known_fingerprint(facebook.key, 1) == fingerprint
+    assert store.known_fingerprint(facebook.key, 2) is None, "only for the version it read"
     store.close()
     Store(tmp_path).close()  # opening again changes nothing either
     assert fetch_rows(tmp_path) == before
 
 
-def test_the_first_night_after_upgrading_still_skips_extraction(tmp_path: Path) -> None:
-    fingerprint = old_database(tmp_path, FACEBOOK)
+def test_the_first_night_after_upgrading_still_skips_extraction(
+    tmp_path: Path, facebook: Document
+) -> None:
+    fingerprint = old_database(tmp_path, facebook)
     before = fetch_rows(tmp_path)
 
     for _ in range(2):  # the fingerprint from the old fetch row, then from the document's row
-        pool = StandIn()
-        [outcome] = night(tmp_path, [FACEBOOK], pool)
-        assert pool.known[FACEBOOK.key] == fingerprint
+        [outcome] = night(tmp_path, [facebook])
+        # Same as known: the fetcher was given the old fingerprint and the page matched it.
         assert outcome.fetch.page is not None and outcome.fetch.page.same_as_known
         assert outcome.recorded is not None and outcome.recorded.outcome == "unchanged"
+        assert outcome.fetch.page.fingerprint == fingerprint
 
     store = Store(tmp_path)
-    assert store.changes() == [] and len(store.versions(FACEBOOK.key)) == 1
-    fetches = store.fetches(FACEBOOK.key)
+    assert store.known_fingerprint(facebook.key, 1) == fingerprint  # now on the document's row
+    assert store.changes() == [] and len(store.versions(facebook.key)) == 1
+    fetches = store.fetches(facebook.key)
     assert [f["outcome"] for f in fetches] == ["baseline", "unchanged", "unchanged", "unchanged"]
-    assert {f["url"] for f in fetches} == {FACEBOOK.url}
+    assert {f["url"] for f in fetches} == {facebook.url}
     assert {(f["renderer"], f["locale"], f["timezone"]) for f in fetches} == {
         ("browser", "en-US", "America/Chicago")
     }
@@ -311,32 +334,37 @@ def test_the_first_night_after_upgrading_still_skips_extraction(tmp_path: Path) 
     assert fetch_rows(tmp_path)[:2] == before, "rows written before the upgrade are untouched"
 
 
-def test_a_changed_text_after_upgrading_is_extracted_and_recorded(tmp_path: Path) -> None:
-    old_database(tmp_path, FACEBOOK)
-    changed = StandIn(TEXT.replace("State of California", "State of Delaware"))
-    [outcome] = night(tmp_path, [FACEBOOK], changed)
+def test_a_changed_text_after_upgrading_is_extracted_and_recorded(
+    tmp_path: Path, facebook: Document, server: PageServer
+) -> None:
+    old_database(tmp_path, facebook)
+    serve_text(server, TEXT.replace("State of California", "State of Delaware"))
+    [outcome] = night(tmp_path, [facebook])
     assert outcome.recorded is not None and outcome.recorded.outcome == "new"
     store = Store(tmp_path)
-    [change] = store.changes(FACEBOOK.key)
+    [change] = store.changes(facebook.key)
     assert (change["from_version_id"], change["to_version_id"]) == (1, outcome.recorded.version_id)
     store.close()
 
 
-def test_the_previous_fetch_is_found_across_the_upgrade_and_a_url_edit(tmp_path: Path) -> None:
+def test_the_previous_fetch_is_found_across_the_upgrade_and_a_url_edit(
+    tmp_path: Path, facebook: Document, server: PageServer
+) -> None:
     """What the report asks of a document every night ("did its last fetch fail?")."""
-    old_database(tmp_path, FACEBOOK)
+    old_database(tmp_path, facebook)
     store = Store(tmp_path)
     store.db.execute("update runs set status = 'ok'")  # (the old runs' ids are 1 and 2)
-    assert (store.last_fetch(FACEBOOK.key, before_run=3) or {})["run_id"] == 2
+    assert (store.last_fetch(facebook.key, before_run=3) or {})["run_id"] == 2
     store.close()
-    night(tmp_path, [FACEBOOK])  # run 3, the old URL
-    night(tmp_path, [replace(FACEBOOK, url="https://www.facebook.com/terms.php")])  # run 4
+    night(tmp_path, [facebook])  # run 3, the old URL
+    moved = server.url(MOVED)
+    night(tmp_path, [replace(facebook, url=moved)])  # run 4
     store = Store(tmp_path)
-    assert [(f["run_id"], f["url"]) for f in store.fetches(FACEBOOK.key)][1:] == [
-        (2, FACEBOOK.url), (3, FACEBOOK.url), (4, "https://www.facebook.com/terms.php"),
+    assert [(f["run_id"], f["url"]) for f in store.fetches(facebook.key)][1:] == [
+        (2, facebook.url), (3, facebook.url), (4, moved),
     ]  # fmt: skip
-    previous = store.last_fetch(FACEBOOK.key, before_run=4)
-    assert previous is not None and (previous["run_id"], previous["url"]) == (3, FACEBOOK.url)
-    assert (store.last_fetch(FACEBOOK.key, before_run=3) or {})["run_id"] == 2
-    assert store.last_fetch(FACEBOOK.key, before_run=1) is None
+    previous = store.last_fetch(facebook.key, before_run=4)
+    assert previous is not None and (previous["run_id"], previous["url"]) == (3, facebook.url)
+    assert (store.last_fetch(facebook.key, before_run=3) or {})["run_id"] == 2
+    assert store.last_fetch(facebook.key, before_run=1) is None
     store.close()
