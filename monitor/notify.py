@@ -651,7 +651,6 @@ class Outcome:
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    queued: int = 0
 
     @property
     def failed(self) -> list[Outcome]:
@@ -800,7 +799,7 @@ def notify_after_run(watchlist: Watchlist, store: Store, run_id: int) -> Report:
         resolutions = resolve_all(watchlist)
         # Channels first, so that one seen for the first time counts this run's items as its own.
         _register_all(store, resolutions, now)
-        report.queued = enqueue(store, watchlist, run_id, now)
+        enqueue(store, watchlist, run_id, now)
         return _deliver_all(store, watchlist, resolutions, run_id, report)
     except Exception as exc:
         log.error("notifications failed: %s: %s (pending items are kept for the next run)",
