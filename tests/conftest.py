@@ -11,11 +11,24 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor.fetch import CHROMIUM_FLAGS, find_chromium
+from monitor.watchlist import Settings
 from tests.sites import PageServer
 
 # Tests never reach beyond this machine: Chromium resolves no name but the loopback ones, so a
 # "DNS failure" test fails inside the browser instead of asking a real resolver.
 RESOLVER_RULES = "--host-resolver-rules=MAP *.invalid ~NOTFOUND, EXCLUDE 127.0.0.1"
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """A Chromium for tests that drive a page themselves, found exactly as the product finds it
+    (`find_chromium`: settings, TOS_MONITOR_CHROMIUM, Playwright's own, then the system's), so
+    the suite runs on a machine that has only what setup.sh installs."""
+    return playwright.chromium.launch(
+        executable_path=find_chromium(Settings()),
+        args=[*CHROMIUM_FLAGS, RESOLVER_RULES],
+        headless=True,
+    )
 
 
 @pytest.fixture

@@ -121,6 +121,6 @@ def test_text_output_names_the_failures(server: PageServer, tmp_path: Path) -> N
 
 def test_every_failure_class_has_a_hint_for_the_admin() -> None:
     from monitor.fetch import ERROR_CLASSES
-    from monitor.messages import HINTS
+    from monitor.notify.messages import HINTS
 
     assert [c for c in ERROR_CLASSES if c not in HINTS] == []

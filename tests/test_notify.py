@@ -26,7 +26,9 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from monitor import messages, notify, review
+from monitor import review
+from monitor.notify import deliver as notify
+from monitor.notify import messages
 from monitor.run import run_nightly
 from monitor.store import Store
 from monitor.watchlist import load

@@ -21,19 +21,13 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from monitor.flag import checklist
 from monitor.report import build_site, update_site
-from monitor.report_checklist import ChecklistCache, answer_since, merge_timelines
-from monitor.report_diff import diff_view
+from monitor.report.checklist import ChecklistCache, answer_since, merge_timelines
+from monitor.report.diffview import diff_view
 from monitor.run import run_nightly
 from monitor.store import Store
 from monitor.watchlist import load
-from tests.conftest import RESOLVER_RULES, run_cli
+from tests.conftest import RESOLVER_RULES, launch_chromium, run_cli
 from tests.sites import FIXTURES, PageServer, policy_page
-
-CHROMIUM = "/usr/lib/chromium/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 FILLER = "\n\n".join(
     f"## {n}. Section {n}\nParagraph {n} explains how the service handles topic number {n}, "
@@ -140,7 +134,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        launched = launch_chromium(playwright)
         yield launched
         launched.close()
 
@@ -489,7 +483,7 @@ def test_views_are_written_atomically_with_readable_permissions(history: History
 def test_answers_flagged_in_worker_processes_match_in_process_ones(
     history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import monitor.report_checklist as report_checklist
+    import monitor.report.checklist as report_checklist
 
     store = Store(history.home)
     versions = {

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from monitor.fetch import CHROMIUM_FLAGS, find_chromium
 from monitor.review import decisions
 from monitor.run import run_nightly
 from monitor.serve import ReviewServer, make_server
 from monitor.store import Store
-from monitor.watchlist import Settings, load
-from tests.conftest import make_watchlist, run_cli
+from monitor.watchlist import load
+from tests.conftest import launch_chromium, make_watchlist, run_cli
 from tests.sites import PageServer, policy_page
 
 V1 = "# Terms\n\nAny dispute goes to the courts of Santa Clara County, California, USA.\n"
@@ -60,9 +59,7 @@ def test_a_reviewer_records_a_decision_in_the_browser(
     site, home = served
     base = f"http://127.0.0.1:{site.server_port}"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=find_chromium(Settings()), args=CHROMIUM_FLAGS, headless=True
-        )
+        browser = launch_chromium(pw)
         page = browser.new_page()
         page.goto(f"{base}/changes/1.html")
         page.select_option("#decision", "needs-pio")

@@ -40,8 +40,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import yaml
 
-from monitor import messages
-from monitor.messages import Content, Profile, Rendered
+from monitor.notify import messages
+from monitor.notify.messages import Content, Profile, Rendered
 from monitor.store import Store
 from monitor.watchlist import Reviewer, Watchlist, reviewers_for
 

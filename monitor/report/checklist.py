@@ -33,7 +33,7 @@ import monitor.categories
 import monitor.flag
 from monitor.categories import CATEGORIES
 from monitor.flag import Clause, Flag, checklist_from_flags, flag_clause, split_clauses
-from monitor.report_write import write_atomic
+from monitor.report.write import write_atomic
 
 CACHE_FORMAT = 1  # bump when the cached structures change
 PARALLEL_MIN_VERSIONS = 40  # fewer missing versions are flagged in-process, without workers

@@ -34,14 +34,14 @@ from urllib.parse import quote
 import jinja2
 
 from monitor.categories import CATEGORIES, Category
-from monitor.report_checklist import (
+from monitor.report.checklist import (
     Answers,
     ChecklistCache,
     answer_since,
     combine,
     merge_timelines,
 )
-from monitor.report_data import (
+from monitor.report.data import (
     SEVERITIES,
     ChangeInfo,
     DocumentInfo,
@@ -52,12 +52,12 @@ from monitor.report_data import (
     load_site,
     load_text,
 )
-from monitor.report_diff import diff_view, heading_level, text_runs
-from monitor.report_svg import TimelineEvent, parse_time, sparkline, timeline
-from monitor.report_write import BuildStats, SiteWriter, write_atomic
+from monitor.report.diffview import diff_view, heading_level, text_runs
+from monitor.report.svg import TimelineEvent, parse_time, sparkline, timeline
+from monitor.report.write import BuildStats, SiteWriter, write_atomic
 from monitor.store import Store
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 REPORT_DIR = "reports"
 CACHE_DIR = ".cache"
 LAST_BUILD = "last-build.json"
@@ -126,7 +126,7 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
 def site_fingerprint() -> str:
     """Templates and report code: when they change, the next update rebuilds every page."""
     digest = hashlib.sha256()
-    files = sorted(TEMPLATES.rglob("*")) + sorted(Path(__file__).parent.glob("report*.py"))
+    files = sorted(TEMPLATES.rglob("*")) + sorted(Path(__file__).parent.glob("*.py"))
     for path in files:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
