@@ -164,6 +164,9 @@ class _Facts:
     text_len: int = 0  # visible characters in the subtree (script etc. excluded)
     has_main: bool = False  # self or a descendant is main / [role=main]
     has_structure: bool = False  # a descendant heading or table: the table is for layout
+    link_len: int = 0  # visible characters inside links (<a>) in the subtree
+    links: int = 0  # links with text in the subtree
+    has_toggle: bool = False  # self or a descendant opens something (aria-expanded, <summary>)
 
 
 _FactsMap = dict[int, _Facts]
@@ -185,11 +188,15 @@ def _heading_level(tag: Tag, role: str) -> int:
 def _new_facts(tag: Tag, start: int) -> _Facts:
     role = _role(tag)
     main = tag.name == "main" or role == "main"
-    return _Facts(start=start, role=role, heading=_heading_level(tag, role), has_main=main)
+    toggle = tag.name == "summary" or tag.has_attr("aria-expanded")
+    return _Facts(
+        start=start, role=role, heading=_heading_level(tag, role), has_main=main, has_toggle=toggle
+    )
 
 
-def _collect_facts(root: Tag, removed: set[int]) -> _FactsMap:
-    """Facts for every live element: not never-text, not inside a `remove` match."""
+def _collect_facts(root: Tag, removed: set[int], controlled: set[str] | None = None) -> _FactsMap:
+    """Facts for every live element: not never-text, not inside a `remove` match. The ids that
+    some element's aria-controls names (the panels of accordions and tabs) go to `controlled`."""
     facts: _FactsMap = {}
     counter = 0
     stack: list[tuple[Tag, bool]] = [(root, False)]
@@ -197,6 +204,8 @@ def _collect_facts(root: Tag, removed: set[int]) -> _FactsMap:
         tag, done = stack.pop()
         if not done:
             facts[id(tag)] = _new_facts(tag, counter)
+            if controlled is not None and tag.has_attr("aria-controls"):
+                controlled.update(str(tag["aria-controls"]).split())
             counter += 1
             stack.append((tag, True))
             stack.extend((child, False) for child in reversed(_live_children(tag, removed)))
@@ -209,9 +218,14 @@ def _collect_facts(root: Tag, removed: set[int]) -> _FactsMap:
             elif isinstance(child, Tag) and id(child) in facts:
                 sub = facts[id(child)]
                 own.text_len += sub.text_len
+                own.link_len += sub.link_len
+                own.links += sub.links
                 own.has_main |= sub.has_main
+                own.has_toggle |= sub.has_toggle
                 own.has_structure |= sub.has_structure or bool(sub.heading)
                 own.has_structure |= child.name == "table"
+        if tag.name == "a" and own.text_len:
+            own.link_len, own.links = own.text_len, 1
     return facts
 
 
@@ -240,6 +254,7 @@ def _outermost(tags: Iterable[Tag], facts: _FactsMap) -> list[Tag]:
 
 
 def _is_hidden(tag: Tag, *, aria: bool) -> bool:
+    """Hidden in the page's current display state (not yet: can a reader open it?)."""
     hidden = tag.get("hidden")
     # hidden="until-found" is collapsed-but-searchable content (accordions): real text.
     if hidden is not None and str(hidden).strip().lower() != "until-found":
@@ -247,6 +262,74 @@ def _is_hidden(tag: Tag, *, aria: bool) -> bool:
     if aria and str(tag.get("aria-hidden", "")).strip().lower() == "true":
         return True
     return bool(_HIDDEN_STYLE.search(str(tag.get("style", ""))))
+
+
+# Names of disclosure widgets: accordions, Google's "zippies", expandable sections, tab panels.
+_COLLAPSIBLE = re.compile(r"collaps|accordion|zippy|expand|disclos|tab-?panel|show-?more", re.I)
+# How far up from a hidden element its opener may sit: a panel is usually the next sibling of
+# its heading button, or of the wrapper around that button.
+_OPENER_LEVELS = 3
+
+
+@dataclass(slots=True)
+class _Tree:
+    """The facts of a parsed page and the ids its disclosure controls name."""
+
+    facts: _FactsMap
+    controlled: set[str]
+
+
+def _can_open(tag: Tag, tree: _Tree) -> bool:
+    """Collapsed, not absent: a reader can open this hidden element (an accordion panel, a tab,
+    a "zippy", a <details> body). Pages hide such sections until clicked, and they are part of
+    the policy; what is hidden with no way to show it (templates, inactive dialogs) is not.
+
+    An opener is an element with aria-expanded, or a <summary>: it names the panel in
+    aria-controls, or sits just before the panel or one of its nearest ancestors (WAI-ARIA's
+    disclosure pattern needs no aria-controls, and Google's support pages have none).
+    """
+    if _role(tag) == "tabpanel" or tag.name == "details":
+        return True
+    ident = tag.get("id")
+    if isinstance(ident, str) and ident in tree.controlled:
+        return True
+    if _COLLAPSIBLE.search(_naming_attrs(tag)):
+        return True
+    node: Tag | None = tag
+    for _ in range(_OPENER_LEVELS):
+        if node is None:
+            break
+        before = 0
+        for sibling in node.previous_siblings:
+            if isinstance(sibling, Tag):
+                sub = tree.facts.get(id(sibling))
+                if sub is not None and sub.has_toggle:
+                    return True
+                before += 1
+                if before == 2:
+                    break
+        node = node.parent
+    return False
+
+
+def _is_absent(tag: Tag, tree: _Tree, *, aria: bool) -> bool:
+    """Hidden, and nothing a reader could click shows it."""
+    return _is_hidden(tag, aria=aria) and not _can_open(tag, tree)
+
+
+# Link furniture: a list of links, one per line: three or more blocks (items, rows) whose text is
+# nearly all link text (a table of contents, "related articles", a site menu, a footer's link
+# columns). Its entries rotate and reorder without the policy changing. Links inside running
+# text, or several links on one line (an index of a policy's sections), are kept.
+_LINK_SHARE = 0.85
+_MIN_LINKS = 3
+
+
+def _is_link_furniture(tag: Tag, sub: _Facts) -> bool:
+    if sub.links < _MIN_LINKS or sub.link_len < _LINK_SHARE * sub.text_len or sub.heading:
+        return False
+    items = sum(1 for child in tag.children if isinstance(child, Tag) and child.name in _BLOCKS)
+    return items >= _MIN_LINKS
 
 
 def _naming_attrs(tag: Tag) -> str:
@@ -295,7 +378,7 @@ class _Context:
     in_labelled_control: bool = False
 
 
-def _is_boilerplate(tag: Tag, role: str, ctx: _Context) -> bool:
+def _is_boilerplate(tag: Tag, role: str, ctx: _Context, tree: _Tree) -> bool:
     name = tag.name
     if name in _BOILERPLATE_TAGS or role in _BOILERPLATE_ROLES:
         return True
@@ -305,7 +388,9 @@ def _is_boilerplate(tag: Tag, role: str, ctx: _Context) -> bool:
         return not ctx.in_heading and not tag.has_attr("aria-expanded")
     if str(tag.get("aria-modal", "")).lower() == "true":
         return True
-    return _is_hidden(tag, aria=not ctx.in_labelled_control) or _is_consent_banner(tag)
+    if _is_link_furniture(tag, tree.facts[id(tag)]):
+        return True
+    return _is_absent(tag, tree, aria=not ctx.in_labelled_control) or _is_consent_banner(tag)
 
 
 def _child_context(tag: Tag, facts: _Facts, ctx: _Context) -> _Context:
@@ -322,13 +407,16 @@ def _is_labelled_control(tag: Tag, role: str) -> bool:
     return control and bool(str(tag.get("aria-label", "")).strip())
 
 
-def _prune(root: Tag, facts: _FactsMap, *, boilerplate: bool) -> set[int]:
-    """Decide which descendants of `root` to drop: hidden ones, and page furniture if asked.
+def _prune(root: Tag, tree: _Tree, *, boilerplate: bool) -> set[int]:
+    """Decide which descendants of `root` to drop: hidden ones that cannot be opened and link
+    furniture, and the rest of the page furniture if asked (no `select`).
 
     A heuristic never drops an element holding the main landmark or most of the text: when a
-    cookie dialog is open, Meta marks the whole page behind it aria-hidden, and ASP.NET wraps
-    whole pages in a <form>. Noise in the output is recoverable; a missing policy is not.
+    cookie dialog is open, Meta marks the whole page behind it aria-hidden, Facebook keeps its
+    server-rendered page in a display:none mount until its scripts run, and ASP.NET wraps whole
+    pages in a <form>. Noise in the output is recoverable; a missing policy is not.
     """
+    facts = tree.facts
     dropped: set[int] = set()
     half = facts[id(root)].text_len / 2
     stack = [(root, _child_context(root, facts[id(root)], _Context()))]
@@ -339,9 +427,9 @@ def _prune(root: Tag, facts: _FactsMap, *, boilerplate: bool) -> set[int]:
             if sub is None or not isinstance(child, Tag):
                 continue
             if boilerplate:
-                noisy = _is_boilerplate(child, sub.role, ctx)
+                noisy = _is_boilerplate(child, sub.role, ctx, tree)
             else:
-                noisy = _is_hidden(child, aria=False)
+                noisy = _is_link_furniture(child, sub) or _is_absent(child, tree, aria=False)
             if noisy and not sub.has_main and sub.text_len <= half:
                 dropped.add(id(child))
             else:
@@ -587,16 +675,17 @@ def extract_region(
     soup = _parse(html)
     # One selector list, one pass: soupsieve walks the whole tree on every call.
     removed = {id(tag) for tag in soup.select(", ".join(remove))} if remove else set()
-    facts = _collect_facts(soup, removed)
+    tree = _Tree({}, set())
+    facts = tree.facts = _collect_facts(soup, removed, tree.controlled)
     if select:
         roots = _selected_roots(soup, select, facts)
         dropped: set[int] = set()
         for root in roots:
-            dropped |= _prune(root, facts, boilerplate=False)
+            dropped |= _prune(root, tree, boilerplate=False)
     else:
         # The whole document, not <body>: browsers show text that sits after </body> or
         # </html>, which lxml leaves outside <body>. <head> is never-text anyway.
-        dropped = _prune(soup, facts, boilerplate=True)
+        dropped = _prune(soup, tree, boilerplate=True)
         roots = [_choose_main(soup, _landmarks(soup, facts, dropped), facts)]
     region = "select" if select else "page"
     if not select and roots[0].name == "main" and len(soup.find_all("main", limit=2)) == 1:
