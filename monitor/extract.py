@@ -658,15 +658,13 @@ def extract_region(
     """Extract the normalised policy text of an HTML page, and say where it came from.
 
     `remove`: CSS selectors of elements to drop. `select`: CSS selectors of the elements holding
-    the policy, kept in document order, nested matches once; inside them only invisible elements
-    (hidden attribute, inline display:none / visibility:hidden) are dropped, since the
-    declaration already chose the content. Without `select`, page furniture is dropped (nav,
-    header, footer, aside, forms, buttons, dialogs, cookie banners, hidden and aria-hidden
-    elements) and the text comes from the single substantial main, [role=main] or article, else
-    from the whole page.
+    the policy, kept in document order, nested matches once; inside them only what cannot be
+    shown (hidden with no opener) and link lists are dropped, since the declaration already
+    chose the content. Without `select`, page furniture is dropped too (nav, header, footer,
+    aside, forms, buttons, dialogs, cookie banners, aria-hidden elements) and the text comes
+    from the single substantial main, [role=main] or article, else from the whole page.
 
-    The region is "select", "main" (the page's only <main> element) or "page" (anything else):
-    the fetcher fingerprints the same region's visible text to skip extraction on the next night.
+    The region is "select", "main" (the page's only <main> element) or "page" (anything else).
 
     Raises ExtractError(kind="selector-missing") when `select` matches nothing and
     ExtractError(kind="empty") when no text is left. A malformed selector raises
@@ -676,29 +674,161 @@ def extract_region(
     # One selector list, one pass: soupsieve walks the whole tree on every call.
     removed = {id(tag) for tag in soup.select(", ".join(remove))} if remove else set()
     tree = _Tree({}, set())
-    facts = tree.facts = _collect_facts(soup, removed, tree.controlled)
+    tree.facts = _collect_facts(soup, removed, tree.controlled)
     if select:
-        roots = _selected_roots(soup, select, facts)
-        dropped: set[int] = set()
-        for root in roots:
-            dropped |= _prune(root, tree, boilerplate=False)
-    else:
-        # The whole document, not <body>: browsers show text that sits after </body> or
-        # </html>, which lxml leaves outside <body>. <head> is never-text anyway.
-        dropped = _prune(soup, tree, boilerplate=True)
-        roots = [_choose_main(soup, _landmarks(soup, facts, dropped), facts)]
-    region = "select" if select else "page"
-    if not select and roots[0].name == "main" and len(soup.find_all("main", limit=2)) == 1:
-        region = "main"
-    renderer = _Renderer(facts, dropped)
+        return _render_selected(_selected_roots(soup, select, tree.facts), tree, select), "select"
+    text, root = _render_default(soup, tree)
+    one_main = root.name == "main" and len(soup.find_all("main", limit=2)) == 1
+    return text, "main" if one_main else "page"
+
+
+def _render_selected(roots: list[Tag], tree: _Tree, select: list[str] | None) -> str:
+    dropped: set[int] = set()
+    for root in roots:
+        dropped |= _prune(root, tree, boilerplate=False)
+    return _render(roots, tree, dropped, f"the elements matching {select!r}")
+
+
+def _render_default(soup: BeautifulSoup, tree: _Tree) -> tuple[str, Tag]:
+    # The whole document, not <body>: browsers show text that sits after </body> or </html>,
+    # which lxml leaves outside <body>. <head> is never-text anyway.
+    dropped = _prune(soup, tree, boilerplate=True)
+    root = _choose_main(soup, _landmarks(soup, tree.facts, dropped), tree.facts)
+    return _render([root], tree, dropped, "the page"), root
+
+
+def _render(roots: list[Tag], tree: _Tree, dropped: set[int], where: str) -> str:
+    renderer = _Renderer(tree.facts, dropped)
     for root in roots:
         renderer.render(root)
     # Blocks are already normalised one-liners, so this equals normalize_text() of the join.
     text = "\n\n".join(renderer.blocks) + "\n" if renderer.blocks else ""
     if not text:
-        where = f"the elements matching {select!r}" if select else "the page"
         raise ExtractError(f"no text found in {where}", kind="empty")
-    return text, region
+    return text
+
+
+# --- Extraction input ---------------------------------------------------------------------------
+#
+# The browser does not hand extraction the whole page (`page.content()`), but exactly what
+# extraction reads of it: the elements of the region the text comes from, their text, and the
+# attributes extraction looks at (READ_ATTRIBUTES; inline style only as "display:none" when it
+# hides). Scripts, styles, comments, every other attribute (tokens, tracking ids, hrefs) and the
+# rest of the page are left out. Two consequences:
+#
+# - The fetcher's fingerprint of this input is a sound shortcut: an input equal to last night's
+#   gives, by construction, the text extraction gave last night (extraction reads nothing else),
+#   so an unchanged night may skip extraction. A fingerprint of the visible text (innerText)
+#   was not: text hidden by the page's scripts (collapsed sections, a wrapper kept hidden until
+#   scripts run) changed without it.
+# - Noise outside the region (a footer's time stamp, a rotating promotion) or in attributes and
+#   scripts does not make extraction run again.
+#
+# The region is decided where the whole page is, in the browser: "select" (the outermost
+# matches of `select`, in document order, each a child of <body>), "main" (the page's only
+# <main>, when it holds a quarter of the page's text), else "page" (the whole body); elements
+# matching `remove` are left out. "missing": `select` matched nothing, and the full page comes
+# instead so that extraction can say so and relocation can look for the block.
+
+NEVER_TEXT_TAGS = sorted(_NEVER_TEXT)
+# Every attribute extraction reads; the browser keeps these and no other.
+READ_ATTRIBUTES = (
+    "id", "class", "role", "hidden", "aria-hidden", "aria-expanded", "aria-controls",
+    "aria-modal", "aria-level", "aria-label", "data-testid", "start", "value", "open", "style",
+)  # fmt: skip
+
+REDUCE_JS = """([select, remove, skipTags, keepAttrs]) => {
+  const skip = new Set(skipTags);
+  const keep = keepAttrs.filter(a => a !== 'style');
+  const hides = /(?:^|;)\\s*(?:display\\s*:\\s*none|visibility\\s*:\\s*hidden)/i;
+  const voids = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link',
+                         'meta', 'source', 'track', 'wbr']);
+  const esc = s => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const attr = s => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;');
+  const removeList = remove.join(', ');
+  const removed = el => removeList !== '' && el.matches(removeList);
+  // Iterative walk: pages nested thousands deep must not overflow the stack. `root` itself is
+  // written out unless only its children are asked for; returns the text length written.
+  const serialize = (root, out, childrenOnly) => {
+    let textLength = 0;
+    const stack = [];
+    if (childrenOnly) {
+      for (let child = root.lastChild; child; child = child.previousSibling) stack.push(child);
+    } else {
+      stack.push(root);
+    }
+    while (stack.length) {
+      const node = stack.pop();
+      if (typeof node === 'string') { out.push(node); continue; }
+      if (node.nodeType === 3) {
+        out.push(esc(node.data));
+        textLength += node.data.trim().length;
+        continue;
+      }
+      if (node.nodeType !== 1) continue;
+      const name = node.localName;
+      if (skip.has(name) || removed(node)) continue;
+      let open = '<' + name;
+      for (const a of keep) {
+        const v = node.getAttribute(a);
+        if (v !== null) open += ' ' + a + '="' + attr(v) + '"';
+      }
+      const style = node.getAttribute('style');
+      if (style && hides.test(style)) open += ' style="display:none"';
+      out.push(open + '>');
+      if (voids.has(name)) continue;
+      stack.push('</' + name + '>');
+      for (let child = node.lastChild; child; child = child.previousSibling) stack.push(child);
+    }
+    return textLength;
+  };
+  const body = document.body || document.documentElement;
+  const result = {title: document.title, region: 'page', html: ''};
+  const out = ['<html><body>'];
+  if (select.length) {
+    let matches;
+    try { matches = Array.from(document.querySelectorAll(select.join(', '))); }
+    catch (e) { result.region = 'unsupported'; return result; }
+    const roots = [];
+    for (const el of matches) {
+      if (removeList !== '' && el.closest(removeList)) continue;
+      if (roots.length && roots[roots.length - 1].contains(el)) continue;
+      roots.push(el);
+    }
+    if (!roots.length) { result.region = 'missing'; return result; }
+    result.region = 'select';
+    for (const root of roots) serialize(root, out, false);
+  } else {
+    const mains = document.getElementsByTagName('main');
+    const page = [], inMain = [];
+    const total = serialize(body, page, true);
+    if (mains.length === 1 && !removed(mains[0])) {
+      const own = serialize(mains[0], inMain, false);
+      if (own > 0 && own * 4 >= total) result.region = 'main';
+    }
+    out.push(...(result.region === 'main' ? inMain : page));
+  }
+  out.push('</body></html>');
+  result.html = out.join('');
+  return result;
+}"""
+
+
+def extract_reduced(region: str, html: str) -> str:
+    """Extract the policy text from the extraction input the browser made (REDUCE_JS): for
+    "select" every child of <body> is a selected root; "main" and "page" are read as a page
+    without `select`. Raises ExtractError as `extract_region` does."""
+    soup = _parse(html)
+    tree = _Tree({}, set())
+    tree.facts = _collect_facts(soup, set(), tree.controlled)
+    if region == "select":
+        body = soup.body
+        roots = [child for child in body.children if isinstance(child, Tag)] if body else []
+        roots = [root for root in roots if id(root) in tree.facts]
+        if not roots:
+            raise ExtractError("no element matches the select selectors", kind="selector-missing")
+        return _render_selected(roots, tree, None)
+    return _render_default(soup, tree)[0]
 
 
 # --- Other document types ---------------------------------------------------------------------

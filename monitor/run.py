@@ -25,7 +25,7 @@ from monitor.changes import (
     record_text,
     record_unchanged,
 )
-from monitor.extract import ExtractError, extract_document
+from monitor.extract import ExtractError, extract_document, extract_reduced
 from monitor.fetch import FetchPool, FetchResult, now_utc
 from monitor.guard import GuardError, check_text, compare
 from monitor.notify import notify_after_run
@@ -310,17 +310,19 @@ def _extract(document: Document, result: FetchResult, previous: str | None) -> s
     page = result.page
     select, remove = list(document.select) or None, list(document.remove) or None
     try:
-        text, region = extract_document(page.html, page.raw, page.content_type, select, remove)
-        # Tomorrow's fetch compares this region's visible text to skip extraction.
-        page.fingerprint = page.fingerprints.get(region)
+        if page.reduced is not None:
+            # What the browser made of the page: exactly what the fingerprint covers.
+            text = extract_reduced(page.region, page.reduced)
+        else:
+            text, _ = extract_document(page.html, page.raw, page.content_type, select, remove)
     except ExtractError as exc:
         if exc.kind != "selector-missing" or previous is None:
             raise
         found = relocate(page.html, previous, remove)
         if found is None:
             raise
-        # The page keeps no fingerprint: an empty `select` match tomorrow must not pass for
-        # unchanged text, so a relocated block is extracted every night.
+        # A relocated block keeps no fingerprint: it is extracted every night.
+        page.fingerprint = None
         result.relocated = found.selector
         result.notes.append(
             f"relocated: {', '.join(document.select)} matched nothing; the text was found at "
