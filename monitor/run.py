@@ -24,6 +24,7 @@ from monitor.changes import (
     comparison_sha,
     record_text,
     record_unchanged,
+    same_wording,
 )
 from monitor.extract import ExtractError, extract_document, extract_reduced
 from monitor.fetch import FetchPool, FetchResult, now_utc
@@ -261,6 +262,7 @@ async def _process(
         current is not None
         and text is not None
         and comparison_sha(text, document) != current.compare_sha256
+        and not same_wording(current.text, text, document)
     ):
         # Diff and flags are CPU work: done in a worker thread, the browser keeps fetching.
         fields = await asyncio.to_thread(analyse_change, current.text, text, stage_seconds)
@@ -279,6 +281,8 @@ async def _process(
             seconds=stage_seconds,
             analysis=analysis,
         )
+        if outcome.recorded.note:
+            result.notes.append(outcome.recorded.note)
     _record_fetch(store, run_id, outcome)
     outcome.store_ms = round((time.perf_counter() - started) * 1000)
     return outcome
@@ -287,6 +291,8 @@ async def _process(
 def _is_suspicious(store: Store, document: Document, previous: str, text: str) -> bool:
     if text == previous or store.find_version(document.key, comparison_sha(text, document)):
         return False  # unchanged, or a text seen before (a flip): nothing new to doubt
+    if same_wording(previous, text, document):
+        return False  # the same sentences rearranged: never a change
     return compare(previous, text).suspicious
 
 
