@@ -731,15 +731,33 @@ def _render(roots: list[Tag], tree: _Tree, dropped: set[int], where: str) -> str
 # instead so that extraction can say so and relocation can look for the block.
 
 NEVER_TEXT_TAGS = sorted(_NEVER_TEXT)
-# Every attribute extraction reads; the browser keeps these and no other.
+# Every attribute extraction reads; the browser keeps these and no other. The naming attributes
+# (id, class, data-testid) are read only to spot consent banners and collapsible sections, and
+# an id also when a control's aria-controls names it: they are kept on an element only then.
+# Pages write random ids (Google's feedback form, React) on every load; kept, they would make
+# every night's input differ.
 READ_ATTRIBUTES = (
-    "id", "class", "role", "hidden", "aria-hidden", "aria-expanded", "aria-controls",
-    "aria-modal", "aria-level", "aria-label", "data-testid", "start", "value", "open", "style",
+    "role", "hidden", "aria-hidden", "aria-expanded", "aria-controls", "aria-modal",
+    "aria-level", "aria-label", "start", "value", "open", "style",
 )  # fmt: skip
+NAMING_ATTRIBUTES = ("id", "class", "aria-label", "data-testid")  # as `_naming_attrs` reads
+NAMING_HINT = f"{_CONSENT_HINT.pattern}|{_COLLAPSIBLE.pattern}"
 
-REDUCE_JS = """([select, remove, skipTags, keepAttrs]) => {
+
+def reduce_arguments(select: Iterable[str], remove: Iterable[str]) -> list[object]:
+    """The argument list of REDUCE_JS for a document's selectors."""
+    return [list(select), list(remove), NEVER_TEXT_TAGS, list(READ_ATTRIBUTES),
+            list(NAMING_ATTRIBUTES), NAMING_HINT]  # fmt: skip
+
+
+REDUCE_JS = """([select, remove, skipTags, keepAttrs, namingAttrs, hintSource]) => {
   const skip = new Set(skipTags);
   const keep = keepAttrs.filter(a => a !== 'style');
+  const hint = new RegExp(hintSource, 'i');
+  const controlled = new Set();
+  for (const el of document.querySelectorAll('[aria-controls]')) {
+    for (const id of el.getAttribute('aria-controls').split(/\\s+/)) if (id) controlled.add(id);
+  }
   const hides = /(?:^|;)\\s*(?:display\\s*:\\s*none|visibility\\s*:\\s*hidden)/i;
   const voids = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link',
                          'meta', 'source', 'track', 'wbr']);
@@ -772,6 +790,14 @@ REDUCE_JS = """([select, remove, skipTags, keepAttrs]) => {
       for (const a of keep) {
         const v = node.getAttribute(a);
         if (v !== null) open += ' ' + a + '="' + attr(v) + '"';
+      }
+      const naming = namingAttrs.map(a => node.getAttribute(a) || '').join(' ');
+      const named = hint.test(naming);
+      const id = node.getAttribute('id');
+      if (id !== null && (named || controlled.has(id))) open += ' id="' + attr(id) + '"';
+      for (const a of ['class', 'data-testid']) {
+        const v = node.getAttribute(a);
+        if (v !== null && named) open += ' ' + a + '="' + attr(v) + '"';
       }
       const style = node.getAttribute('style');
       if (style && hides.test(style)) open += ' style="display:none"';

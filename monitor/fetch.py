@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor import __version__
-from monitor.extract import NEVER_TEXT_TAGS, READ_ATTRIBUTES, REDUCE_JS
+from monitor.extract import REDUCE_JS, reduce_arguments
 from monitor.watchlist import Document, Settings
 
 CHROMIUM_FLAGS = [
@@ -330,10 +330,7 @@ class BrowserFetcher:
                 polling=50,
                 timeout=timeout_ms,
             )
-        seen = await page.evaluate(
-            REDUCE_JS,
-            [list(document.select), list(document.remove), NEVER_TEXT_TAGS, list(READ_ATTRIBUTES)],
-        )
+        seen = await page.evaluate(REDUCE_JS, reduce_arguments(document.select, document.remove))
         title, region = str(seen.get("title") or ""), str(seen["region"])
         reduced: str | None = None
         fingerprint: str | None = None
