@@ -12,19 +12,19 @@ import gzip
 from pathlib import Path
 
 from tests.conftest import make_watchlist, run_json
-from tests.sites import FIXTURES, PageServer, policy_page
+from tests.sites import FIXTURES, PageServer, Route, policy_page
 
 REAL = FIXTURES / "realpages"
 # Saved pages reference CDNs, trackers and APIs: none may be reached.
 RESOLVE_NOTHING = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
 
-YOUTUBE_SELECT = {"select": [".article-container"],
+YOUTUBE_SELECT: dict[str, list[str]] = {"select": [".article-container"],
                   "remove": [".scClientFeedbackInlineFeedbacklinkroot"]}  # fmt: skip
-INSTAGRAM_PRIVACY_SELECT = {"select": ["#cms-help-content-results", "#root"]}
+INSTAGRAM_PRIVACY_SELECT: dict[str, list[str]] = {"select": ["#cms-help-content-results", "#root"]}
 
 # document id -> (fixture folder, watchlist keys, night served first, night served then, is the
 # second night a change of wording?)
-CASES: dict[str, tuple[str, dict[str, object], int, int, bool]] = {
+CASES: dict[str, tuple[str, dict[str, list[str]], int, int, bool]] = {
     # Text changed inside a collapsed section (a Google support "zippy").
     "youtube-zippy-select": ("youtube--community-guidelines-harassment", YOUTUBE_SELECT, 14, 15,
                              True),
@@ -49,9 +49,7 @@ def serve_night(server: PageServer, which: int) -> None:
         server.routes[f"/{doc}"] = _route(body)
 
 
-def _route(body: bytes) -> object:
-    from tests.sites import Route
-
+def _route(body: bytes) -> Route:
     return Route(body)
 
 
@@ -141,3 +139,38 @@ def test_moved_blocks_and_another_layout_of_the_same_sentences_are_not_changes(
     server.page("/terms", policy_page(layout(reworded, as_list=True)))
     code, summary = run_json(tmp_path)
     assert [c["kind"] for c in summary["changes"]] == ["new"], summary
+
+
+def test_the_extraction_input_loses_nothing_extraction_reads(
+    server: PageServer, tmp_path: Path
+) -> None:
+    """The browser hands extraction a reduced page (monitor.extract.REDUCE_JS) instead of the
+    whole DOM: on real pages, both give the same text."""
+    import asyncio
+
+    from monitor.extract import extract_reduced, extract_region
+    from monitor.fetch import BrowserFetcher, Page
+    from monitor.watchlist import Document, Settings
+
+    pages = [(folder, keys, night) for folder, keys, night, _, _ in CASES.values()]
+    for n, (folder, _, night) in enumerate(pages):
+        body = gzip.decompress((REAL / folder / f"{night:02d}.html.gz").read_bytes())
+        server.routes[f"/{n}"] = _route(body)
+
+    async def fetch_all() -> list[tuple[dict[str, list[str]], Page]]:
+        fetcher = BrowserFetcher(Settings(chromium_args=(RESOLVE_NOTHING,)))
+        try:
+            got = []
+            for n, (_, keys, _) in enumerate(pages):
+                select, remove = tuple(keys.get("select", [])), tuple(keys.get("remove", []))
+                document = Document("real", f"p{n}", f"p{n}", server.url(f"/{n}"), select, remove)
+                got.append((keys, await fetcher.fetch(document)))
+            return got
+        finally:
+            await fetcher.close()
+
+    for keys, page in asyncio.run(fetch_all()):
+        assert page.reduced is not None and len(page.reduced) < len(page.html)
+        select, remove = keys.get("select") or None, keys.get("remove") or None
+        full, _ = extract_region(page.html, select, remove)
+        assert extract_reduced(page.region, page.reduced) == full
