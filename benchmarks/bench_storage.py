@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.fetch import FetchResult, Page, visible_fingerprint  # noqa: E402
+from monitor.fetch import FetchResult, Page, input_fingerprint  # noqa: E402
 from monitor.run import _process, _register  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.watchlist import Document, Platform, Watchlist, load  # noqa: E402
@@ -97,22 +97,23 @@ class StandInPool:
         result.duration_ms = self.rng.randint(1_200, 6_000)
         result.final_url, result.http_status = document.url, 200
         text = policy_text(document)
-        # As the browser does: a fingerprint per region extraction may read (the page's only
-        # <main>, the body); the run keeps the one extraction used.
-        prints = {
-            region: visible_fingerprint(document, region, text) for region in ("main", "page")
-        }
         title = f"{document.name} | {document.platform.title()}"
-        if known is not None and known in prints.values():
+        body = "".join(
+            f"<h1>{line[2:]}</h1>" if line.startswith("# ") else f"<p>{line}</p>"
+            for line in text.splitlines()
+            if line
+        )
+        # As the browser does: the page's only <main> is the extraction input it fingerprints.
+        reduced = f"<html><body><main>{body}</main></body></html>"
+        fingerprint = input_fingerprint(document, "main", title, reduced)
+        if fingerprint == known:
             result.page = Page("", 200, document.url, "text/html", title, fingerprint=known)
         else:
-            body = "".join(
-                f"<h1>{line[2:]}</h1>" if line.startswith("# ") else f"<p>{line}</p>"
-                for line in text.splitlines()
-                if line
-            )
             html = f"<html><head><title>{title}</title></head><body><main>{body}</main></body>"
-            result.page = Page(html, 200, document.url, "text/html", title, fingerprints=prints)
+            result.page = Page(
+                html, 200, document.url, "text/html", title,
+                reduced=reduced, region="main", fingerprint=fingerprint,
+            )  # fmt: skip
         return result
 
 

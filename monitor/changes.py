@@ -33,12 +33,42 @@ def comparison_sha(text: str, document: Document) -> str:
     return sha256_text(comparison_text(text, document.ignore))
 
 
+# Markdown-like markers of a block (heading, list item) and table cell boundaries: layout.
+_MARKER = re.compile(r"^(?:#{1,6}|[-*+]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\s+\|\s+")
+
+
+def wording(text: str) -> frozenset[str]:
+    """The sentences of a text, as a set, with block markers and all spacing removed.
+
+    Two texts with the same wording say the same thing in another order or layout: a block
+    moved, a table of contents or a mobile layout rearranging the same sentences, a heading
+    level or list marker changed, a space before a full stop. Only a change of wording is a
+    change a reviewer hears about (issue: "only a change of wording is a change").
+    """
+    sentences: set[str] = set()
+    for line in text.splitlines():
+        for part in _SENTENCE_END.split(_MARKER.sub("", line.strip())):
+            compact = "".join(part.split())
+            if compact:
+                sentences.add(compact)
+    return frozenset(sentences)
+
+
+def same_wording(old: str, new: str, document: Document) -> bool:
+    """Do two texts (less the document's `ignore` patterns) hold the same sentences?"""
+    return wording(comparison_text(old, document.ignore)) == wording(
+        comparison_text(new, document.ignore)
+    )
+
+
 @dataclass(frozen=True)
 class Recorded:
     outcome: str
     version_id: int | None = None
     change_id: int | None = None
     from_version_id: int | None = None
+    note: str = ""  # for the fetch row, e.g. why a different text counts as unchanged
 
 
 def record_unchanged(store: Store, version_id: int, fetched_at: str) -> Recorded:
@@ -76,6 +106,14 @@ def record_text(
 
     if current is not None and current.compare_sha256 == compare_sha:
         return record_unchanged(store, current.id, fetched_at)
+    if current is not None and same_wording(current.text, text, document):
+        # Same sentences, other order or layout: recorded as a note on the fetch, never a
+        # version or an alert. The version keeps the text as first seen.
+        unchanged = record_unchanged(store, current.id, fetched_at)
+        return Recorded(
+            unchanged.outcome, unchanged.version_id,
+            note="same wording as the current version in another order or layout: not a change",
+        )  # fmt: skip
 
     earlier = store.find_version(document.key, compare_sha)
     if earlier is not None and current is not None:

@@ -164,6 +164,9 @@ class _Facts:
     text_len: int = 0  # visible characters in the subtree (script etc. excluded)
     has_main: bool = False  # self or a descendant is main / [role=main]
     has_structure: bool = False  # a descendant heading or table: the table is for layout
+    link_len: int = 0  # visible characters inside links (<a>) in the subtree
+    links: int = 0  # links with text in the subtree
+    has_toggle: bool = False  # self or a descendant opens something (aria-expanded, <summary>)
 
 
 _FactsMap = dict[int, _Facts]
@@ -185,11 +188,15 @@ def _heading_level(tag: Tag, role: str) -> int:
 def _new_facts(tag: Tag, start: int) -> _Facts:
     role = _role(tag)
     main = tag.name == "main" or role == "main"
-    return _Facts(start=start, role=role, heading=_heading_level(tag, role), has_main=main)
+    toggle = tag.name == "summary" or tag.has_attr("aria-expanded")
+    return _Facts(
+        start=start, role=role, heading=_heading_level(tag, role), has_main=main, has_toggle=toggle
+    )
 
 
-def _collect_facts(root: Tag, removed: set[int]) -> _FactsMap:
-    """Facts for every live element: not never-text, not inside a `remove` match."""
+def _collect_facts(root: Tag, removed: set[int], controlled: set[str] | None = None) -> _FactsMap:
+    """Facts for every live element: not never-text, not inside a `remove` match. The ids that
+    some element's aria-controls names (the panels of accordions and tabs) go to `controlled`."""
     facts: _FactsMap = {}
     counter = 0
     stack: list[tuple[Tag, bool]] = [(root, False)]
@@ -197,6 +204,8 @@ def _collect_facts(root: Tag, removed: set[int]) -> _FactsMap:
         tag, done = stack.pop()
         if not done:
             facts[id(tag)] = _new_facts(tag, counter)
+            if controlled is not None and tag.has_attr("aria-controls"):
+                controlled.update(str(tag["aria-controls"]).split())
             counter += 1
             stack.append((tag, True))
             stack.extend((child, False) for child in reversed(_live_children(tag, removed)))
@@ -209,9 +218,14 @@ def _collect_facts(root: Tag, removed: set[int]) -> _FactsMap:
             elif isinstance(child, Tag) and id(child) in facts:
                 sub = facts[id(child)]
                 own.text_len += sub.text_len
+                own.link_len += sub.link_len
+                own.links += sub.links
                 own.has_main |= sub.has_main
+                own.has_toggle |= sub.has_toggle
                 own.has_structure |= sub.has_structure or bool(sub.heading)
                 own.has_structure |= child.name == "table"
+        if tag.name == "a" and own.text_len:
+            own.link_len, own.links = own.text_len, 1
     return facts
 
 
@@ -240,6 +254,7 @@ def _outermost(tags: Iterable[Tag], facts: _FactsMap) -> list[Tag]:
 
 
 def _is_hidden(tag: Tag, *, aria: bool) -> bool:
+    """Hidden in the page's current display state (not yet: can a reader open it?)."""
     hidden = tag.get("hidden")
     # hidden="until-found" is collapsed-but-searchable content (accordions): real text.
     if hidden is not None and str(hidden).strip().lower() != "until-found":
@@ -247,6 +262,74 @@ def _is_hidden(tag: Tag, *, aria: bool) -> bool:
     if aria and str(tag.get("aria-hidden", "")).strip().lower() == "true":
         return True
     return bool(_HIDDEN_STYLE.search(str(tag.get("style", ""))))
+
+
+# Names of disclosure widgets: accordions, Google's "zippies", expandable sections, tab panels.
+_COLLAPSIBLE = re.compile(r"collaps|accordion|zippy|expand|disclos|tab-?panel|show-?more", re.I)
+# How far up from a hidden element its opener may sit: a panel is usually the next sibling of
+# its heading button, or of the wrapper around that button.
+_OPENER_LEVELS = 3
+
+
+@dataclass(slots=True)
+class _Tree:
+    """The facts of a parsed page and the ids its disclosure controls name."""
+
+    facts: _FactsMap
+    controlled: set[str]
+
+
+def _can_open(tag: Tag, tree: _Tree) -> bool:
+    """Collapsed, not absent: a reader can open this hidden element (an accordion panel, a tab,
+    a "zippy", a <details> body). Pages hide such sections until clicked, and they are part of
+    the policy; what is hidden with no way to show it (templates, inactive dialogs) is not.
+
+    An opener is an element with aria-expanded, or a <summary>: it names the panel in
+    aria-controls, or sits just before the panel or one of its nearest ancestors (WAI-ARIA's
+    disclosure pattern needs no aria-controls, and Google's support pages have none).
+    """
+    if _role(tag) == "tabpanel" or tag.name == "details":
+        return True
+    ident = tag.get("id")
+    if isinstance(ident, str) and ident in tree.controlled:
+        return True
+    if _COLLAPSIBLE.search(_naming_attrs(tag)):
+        return True
+    node: Tag | None = tag
+    for _ in range(_OPENER_LEVELS):
+        if node is None:
+            break
+        before = 0
+        for sibling in node.previous_siblings:
+            if isinstance(sibling, Tag):
+                sub = tree.facts.get(id(sibling))
+                if sub is not None and sub.has_toggle:
+                    return True
+                before += 1
+                if before == 2:
+                    break
+        node = node.parent
+    return False
+
+
+def _is_absent(tag: Tag, tree: _Tree, *, aria: bool) -> bool:
+    """Hidden, and nothing a reader could click shows it."""
+    return _is_hidden(tag, aria=aria) and not _can_open(tag, tree)
+
+
+# Link furniture: a list of links, one per line: three or more blocks (items, rows) whose text is
+# nearly all link text (a table of contents, "related articles", a site menu, a footer's link
+# columns). Its entries rotate and reorder without the policy changing. Links inside running
+# text, or several links on one line (an index of a policy's sections), are kept.
+_LINK_SHARE = 0.85
+_MIN_LINKS = 3
+
+
+def _is_link_furniture(tag: Tag, sub: _Facts) -> bool:
+    if sub.links < _MIN_LINKS or sub.link_len < _LINK_SHARE * sub.text_len or sub.heading:
+        return False
+    items = sum(1 for child in tag.children if isinstance(child, Tag) and child.name in _BLOCKS)
+    return items >= _MIN_LINKS
 
 
 def _naming_attrs(tag: Tag) -> str:
@@ -295,7 +378,7 @@ class _Context:
     in_labelled_control: bool = False
 
 
-def _is_boilerplate(tag: Tag, role: str, ctx: _Context) -> bool:
+def _is_boilerplate(tag: Tag, role: str, ctx: _Context, tree: _Tree) -> bool:
     name = tag.name
     if name in _BOILERPLATE_TAGS or role in _BOILERPLATE_ROLES:
         return True
@@ -305,7 +388,9 @@ def _is_boilerplate(tag: Tag, role: str, ctx: _Context) -> bool:
         return not ctx.in_heading and not tag.has_attr("aria-expanded")
     if str(tag.get("aria-modal", "")).lower() == "true":
         return True
-    return _is_hidden(tag, aria=not ctx.in_labelled_control) or _is_consent_banner(tag)
+    if _is_link_furniture(tag, tree.facts[id(tag)]):
+        return True
+    return _is_absent(tag, tree, aria=not ctx.in_labelled_control) or _is_consent_banner(tag)
 
 
 def _child_context(tag: Tag, facts: _Facts, ctx: _Context) -> _Context:
@@ -322,13 +407,16 @@ def _is_labelled_control(tag: Tag, role: str) -> bool:
     return control and bool(str(tag.get("aria-label", "")).strip())
 
 
-def _prune(root: Tag, facts: _FactsMap, *, boilerplate: bool) -> set[int]:
-    """Decide which descendants of `root` to drop: hidden ones, and page furniture if asked.
+def _prune(root: Tag, tree: _Tree, *, boilerplate: bool) -> set[int]:
+    """Decide which descendants of `root` to drop: hidden ones that cannot be opened and link
+    furniture, and the rest of the page furniture if asked (no `select`).
 
     A heuristic never drops an element holding the main landmark or most of the text: when a
-    cookie dialog is open, Meta marks the whole page behind it aria-hidden, and ASP.NET wraps
-    whole pages in a <form>. Noise in the output is recoverable; a missing policy is not.
+    cookie dialog is open, Meta marks the whole page behind it aria-hidden, Facebook keeps its
+    server-rendered page in a display:none mount until its scripts run, and ASP.NET wraps whole
+    pages in a <form>. Noise in the output is recoverable; a missing policy is not.
     """
+    facts = tree.facts
     dropped: set[int] = set()
     half = facts[id(root)].text_len / 2
     stack = [(root, _child_context(root, facts[id(root)], _Context()))]
@@ -339,9 +427,9 @@ def _prune(root: Tag, facts: _FactsMap, *, boilerplate: bool) -> set[int]:
             if sub is None or not isinstance(child, Tag):
                 continue
             if boilerplate:
-                noisy = _is_boilerplate(child, sub.role, ctx)
+                noisy = _is_boilerplate(child, sub.role, ctx, tree)
             else:
-                noisy = _is_hidden(child, aria=False)
+                noisy = _is_link_furniture(child, sub) or _is_absent(child, tree, aria=False)
             if noisy and not sub.has_main and sub.text_len <= half:
                 dropped.add(id(child))
             else:
@@ -570,15 +658,13 @@ def extract_region(
     """Extract the normalised policy text of an HTML page, and say where it came from.
 
     `remove`: CSS selectors of elements to drop. `select`: CSS selectors of the elements holding
-    the policy, kept in document order, nested matches once; inside them only invisible elements
-    (hidden attribute, inline display:none / visibility:hidden) are dropped, since the
-    declaration already chose the content. Without `select`, page furniture is dropped (nav,
-    header, footer, aside, forms, buttons, dialogs, cookie banners, hidden and aria-hidden
-    elements) and the text comes from the single substantial main, [role=main] or article, else
-    from the whole page.
+    the policy, kept in document order, nested matches once; inside them only what cannot be
+    shown (hidden with no opener) and link lists are dropped, since the declaration already
+    chose the content. Without `select`, page furniture is dropped too (nav, header, footer,
+    aside, forms, buttons, dialogs, cookie banners, aria-hidden elements) and the text comes
+    from the single substantial main, [role=main] or article, else from the whole page.
 
-    The region is "select", "main" (the page's only <main> element) or "page" (anything else):
-    the fetcher fingerprints the same region's visible text to skip extraction on the next night.
+    The region is "select", "main" (the page's only <main> element) or "page" (anything else).
 
     Raises ExtractError(kind="selector-missing") when `select` matches nothing and
     ExtractError(kind="empty") when no text is left. A malformed selector raises
@@ -587,29 +673,188 @@ def extract_region(
     soup = _parse(html)
     # One selector list, one pass: soupsieve walks the whole tree on every call.
     removed = {id(tag) for tag in soup.select(", ".join(remove))} if remove else set()
-    facts = _collect_facts(soup, removed)
+    tree = _Tree({}, set())
+    tree.facts = _collect_facts(soup, removed, tree.controlled)
     if select:
-        roots = _selected_roots(soup, select, facts)
-        dropped: set[int] = set()
-        for root in roots:
-            dropped |= _prune(root, facts, boilerplate=False)
-    else:
-        # The whole document, not <body>: browsers show text that sits after </body> or
-        # </html>, which lxml leaves outside <body>. <head> is never-text anyway.
-        dropped = _prune(soup, facts, boilerplate=True)
-        roots = [_choose_main(soup, _landmarks(soup, facts, dropped), facts)]
-    region = "select" if select else "page"
-    if not select and roots[0].name == "main" and len(soup.find_all("main", limit=2)) == 1:
-        region = "main"
-    renderer = _Renderer(facts, dropped)
+        return _render_selected(_selected_roots(soup, select, tree.facts), tree, select), "select"
+    text, root = _render_default(soup, tree)
+    one_main = root.name == "main" and len(soup.find_all("main", limit=2)) == 1
+    return text, "main" if one_main else "page"
+
+
+def _render_selected(roots: list[Tag], tree: _Tree, select: list[str] | None) -> str:
+    dropped: set[int] = set()
+    for root in roots:
+        dropped |= _prune(root, tree, boilerplate=False)
+    return _render(roots, tree, dropped, f"the elements matching {select!r}")
+
+
+def _render_default(soup: BeautifulSoup, tree: _Tree) -> tuple[str, Tag]:
+    # The whole document, not <body>: browsers show text that sits after </body> or </html>,
+    # which lxml leaves outside <body>. <head> is never-text anyway.
+    dropped = _prune(soup, tree, boilerplate=True)
+    root = _choose_main(soup, _landmarks(soup, tree.facts, dropped), tree.facts)
+    return _render([root], tree, dropped, "the page"), root
+
+
+def _render(roots: list[Tag], tree: _Tree, dropped: set[int], where: str) -> str:
+    renderer = _Renderer(tree.facts, dropped)
     for root in roots:
         renderer.render(root)
     # Blocks are already normalised one-liners, so this equals normalize_text() of the join.
     text = "\n\n".join(renderer.blocks) + "\n" if renderer.blocks else ""
     if not text:
-        where = f"the elements matching {select!r}" if select else "the page"
         raise ExtractError(f"no text found in {where}", kind="empty")
-    return text, region
+    return text
+
+
+# --- Extraction input ---------------------------------------------------------------------------
+#
+# The browser does not hand extraction the whole page (`page.content()`), but exactly what
+# extraction reads of it: the elements of the region the text comes from, their text, and the
+# attributes extraction looks at (READ_ATTRIBUTES; inline style only as "display:none" when it
+# hides). Scripts, styles, comments, every other attribute (tokens, tracking ids, hrefs) and the
+# rest of the page are left out. Two consequences:
+#
+# - The fetcher's fingerprint of this input is a sound shortcut: an input equal to last night's
+#   gives, by construction, the text extraction gave last night (extraction reads nothing else),
+#   so an unchanged night may skip extraction. A fingerprint of the visible text (innerText)
+#   was not: text hidden by the page's scripts (collapsed sections, a wrapper kept hidden until
+#   scripts run) changed without it.
+# - Noise outside the region (a footer's time stamp, a rotating promotion) or in attributes and
+#   scripts does not make extraction run again.
+#
+# The region is decided where the whole page is, in the browser: "select" (the outermost
+# matches of `select`, in document order, each a child of <body>), "main" (the page's only
+# <main>, when it holds a quarter of the page's text), else "page" (the whole body); elements
+# matching `remove` are left out. "missing": `select` matched nothing, and the full page comes
+# instead so that extraction can say so and relocation can look for the block.
+
+NEVER_TEXT_TAGS = sorted(_NEVER_TEXT)
+# Every attribute extraction reads; the browser keeps these and no other. The naming attributes
+# (id, class, data-testid) are read only to spot consent banners and collapsible sections, and
+# an id also when a control's aria-controls names it: they are kept on an element only then.
+# Pages write random ids (Google's feedback form, React) on every load; kept, they would make
+# every night's input differ.
+READ_ATTRIBUTES = (
+    "role", "hidden", "aria-hidden", "aria-expanded", "aria-controls", "aria-modal",
+    "aria-level", "aria-label", "start", "value", "open", "style",
+)  # fmt: skip
+NAMING_ATTRIBUTES = ("id", "class", "aria-label", "data-testid")  # as `_naming_attrs` reads
+NAMING_HINT = f"{_CONSENT_HINT.pattern}|{_COLLAPSIBLE.pattern}"
+
+
+def reduce_arguments(select: Iterable[str], remove: Iterable[str]) -> list[object]:
+    """The argument list of REDUCE_JS for a document's selectors."""
+    return [list(select), list(remove), NEVER_TEXT_TAGS, list(READ_ATTRIBUTES),
+            list(NAMING_ATTRIBUTES), NAMING_HINT]  # fmt: skip
+
+
+REDUCE_JS = """([select, remove, skipTags, keepAttrs, namingAttrs, hintSource]) => {
+  const skip = new Set(skipTags);
+  const keep = keepAttrs.filter(a => a !== 'style');
+  const hint = new RegExp(hintSource, 'i');
+  const controlled = new Set();
+  for (const el of document.querySelectorAll('[aria-controls]')) {
+    for (const id of el.getAttribute('aria-controls').split(/\\s+/)) if (id) controlled.add(id);
+  }
+  const hides = /(?:^|;)\\s*(?:display\\s*:\\s*none|visibility\\s*:\\s*hidden)/i;
+  const voids = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link',
+                         'meta', 'source', 'track', 'wbr']);
+  const esc = s => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const attr = s => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;');
+  const removeList = remove.join(', ');
+  const removed = el => removeList !== '' && el.matches(removeList);
+  // Iterative walk: pages nested thousands deep must not overflow the stack. `root` itself is
+  // written out unless only its children are asked for; returns the text length written.
+  const serialize = (root, out, childrenOnly) => {
+    let textLength = 0;
+    const stack = [];
+    if (childrenOnly) {
+      for (let child = root.lastChild; child; child = child.previousSibling) stack.push(child);
+    } else {
+      stack.push(root);
+    }
+    while (stack.length) {
+      const node = stack.pop();
+      if (typeof node === 'string') { out.push(node); continue; }
+      if (node.nodeType === 3) {
+        out.push(esc(node.data));
+        textLength += node.data.trim().length;
+        continue;
+      }
+      if (node.nodeType !== 1) continue;
+      const name = node.localName;
+      if (skip.has(name) || removed(node)) continue;
+      let open = '<' + name;
+      for (const a of keep) {
+        const v = node.getAttribute(a);
+        if (v !== null) open += ' ' + a + '="' + attr(v) + '"';
+      }
+      const naming = namingAttrs.map(a => node.getAttribute(a) || '').join(' ');
+      const named = hint.test(naming);
+      const id = node.getAttribute('id');
+      if (id !== null && (named || controlled.has(id))) open += ' id="' + attr(id) + '"';
+      for (const a of ['class', 'data-testid']) {
+        const v = node.getAttribute(a);
+        if (v !== null && named) open += ' ' + a + '="' + attr(v) + '"';
+      }
+      const style = node.getAttribute('style');
+      if (style && hides.test(style)) open += ' style="display:none"';
+      out.push(open + '>');
+      if (voids.has(name)) continue;
+      stack.push('</' + name + '>');
+      for (let child = node.lastChild; child; child = child.previousSibling) stack.push(child);
+    }
+    return textLength;
+  };
+  const body = document.body || document.documentElement;
+  const result = {title: document.title, region: 'page', html: ''};
+  const out = ['<html><body>'];
+  if (select.length) {
+    let matches;
+    try { matches = Array.from(document.querySelectorAll(select.join(', '))); }
+    catch (e) { result.region = 'unsupported'; return result; }
+    const roots = [];
+    for (const el of matches) {
+      if (removeList !== '' && el.closest(removeList)) continue;
+      if (roots.length && roots[roots.length - 1].contains(el)) continue;
+      roots.push(el);
+    }
+    if (!roots.length) { result.region = 'missing'; return result; }
+    result.region = 'select';
+    for (const root of roots) serialize(root, out, false);
+  } else {
+    const mains = document.getElementsByTagName('main');
+    const page = [], inMain = [];
+    const total = serialize(body, page, true);
+    if (mains.length === 1 && !removed(mains[0])) {
+      const own = serialize(mains[0], inMain, false);
+      if (own > 0 && own * 4 >= total) result.region = 'main';
+    }
+    out.push(...(result.region === 'main' ? inMain : page));
+  }
+  out.push('</body></html>');
+  result.html = out.join('');
+  return result;
+}"""
+
+
+def extract_reduced(region: str, html: str) -> str:
+    """Extract the policy text from the extraction input the browser made (REDUCE_JS): for
+    "select" every child of <body> is a selected root; "main" and "page" are read as a page
+    without `select`. Raises ExtractError as `extract_region` does."""
+    soup = _parse(html)
+    tree = _Tree({}, set())
+    tree.facts = _collect_facts(soup, set(), tree.controlled)
+    if region == "select":
+        body = soup.body
+        roots = [child for child in body.children if isinstance(child, Tag)] if body else []
+        roots = [root for root in roots if id(root) in tree.facts]
+        if not roots:
+            raise ExtractError("no element matches the select selectors", kind="selector-missing")
+        return _render_selected(roots, tree, None)
+    return _render_default(soup, tree)[0]
 
 
 # --- Other document types ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor import __version__
+from monitor.extract import REDUCE_JS, reduce_arguments
 from monitor.watchlist import Document, Settings
 
 CHROMIUM_FLAGS = [
@@ -112,10 +113,12 @@ class Page:
     content_type: str
     title: str = ""
     raw: bytes | None = None
-    # Fingerprint of the visible policy text; with no html, it matched the caller's `known`.
-    # The run picks it from `fingerprints` (one per region) once extraction says which region.
+    # What extraction reads (`extract.REDUCE_JS`) and its region, when the browser made it; the
+    # full `html` is still kept as the raw snapshot of a new version.
+    reduced: str | None = None
+    region: str = ""
+    # Fingerprint of that input (`input_fingerprint`); with no html, it matched `known`.
     fingerprint: str | None = None
-    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def same_as_known(self) -> bool:
@@ -209,30 +212,17 @@ WAIT_FOR_TEXT = """([selectors, minChars]) => {
 }"""
 
 
-# The page's title and the visible text of each region extraction may take the policy from: the
-# `select` matches, else the page's only <main> element (if it has exactly one) and the whole
-# body. Which of those extraction used is Python's to say, so the fetcher fingerprints each.
-VISIBLE_TEXT = """(selectors) => {
-  const text = els => els.filter(Boolean).map(e => e.innerText || '').join('\\n\\u0000');
-  const seen = {title: document.title};
-  if (selectors.length) {
-    seen.select = text(selectors.flatMap(s => Array.from(document.querySelectorAll(s))));
-    return seen;
-  }
-  const mains = document.getElementsByTagName('main');
-  if (mains.length === 1) seen.main = text([mains[0]]);
-  seen.page = text([document.body]);
-  return seen;
-}"""
-
-
-def visible_fingerprint(document: Document, region: str, visible_text: str) -> str:
-    """Same fingerprint as last night's fetch (same tool version, selectors and region) means
-    the same visible policy text, so extraction can be skipped: unchanged nights cost about a
-    page load."""
+def input_fingerprint(document: Document, region: str, title: str, reduced: str) -> str:
+    """Fingerprint of everything tonight's extraction and checks would read: the extraction input
+    (`extract.REDUCE_JS`), its region, the page title (the wall check reads it), and the
+    document's settings that shape the outcome (selectors, ignore patterns, minimum length) and
+    the tool version. Equal to the fingerprint of the fetch that gave the current version, it
+    means extraction would give the same text again, so an unchanged night skips it: the
+    shortcut is the work done, not an approximation of it."""
     key = "\0".join(
-        [__version__, *document.select, "\0", *document.remove, "\0", region, visible_text]
-    )
+        [__version__, *document.select, "\0", *document.remove, "\0", *document.ignore, "\0",
+         str(document.min_chars), region, title, reduced]
+    )  # fmt: skip
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]  # 128 bits: plenty to compare
 
 
@@ -340,15 +330,24 @@ class BrowserFetcher:
                 polling=50,
                 timeout=timeout_ms,
             )
-        seen = await page.evaluate(VISIBLE_TEXT, list(document.select))
-        title = str(seen.pop("title", "") or "")
-        prints = {region: visible_fingerprint(document, region, seen[region]) for region in seen}
-        if known is not None and known in prints.values():
-            return Page("", status, page.url, "text/html", title, fingerprint=known)
+        seen = await page.evaluate(REDUCE_JS, reduce_arguments(document.select, document.remove))
+        title, region = str(seen.get("title") or ""), str(seen["region"])
+        reduced: str | None = None
+        fingerprint: str | None = None
+        if region in ("select", "main", "page"):
+            reduced = str(seen["html"])
+            fingerprint = input_fingerprint(document, region, title, reduced)
+            if fingerprint == known:
+                return Page("", status, page.url, "text/html", title, fingerprint=known)
+        # Otherwise ("missing", "unsupported") extraction reads the whole page and says why;
+        # such a page has no fingerprint, so it is extracted every night.
         html = await page.content()
         if len(html) > MAX_BYTES:
             raise FetchFailure("too-large", f"page is {len(html):,} characters", status)
-        return Page(html, status, page.url, "text/html", title, fingerprints=prints)
+        return Page(
+            html, status, page.url, "text/html", title,
+            reduced=reduced, region=region, fingerprint=fingerprint,
+        )  # fmt: skip
 
     async def _release(self, document: Document, page: Any, reusable: bool) -> None:
         session, uses = self._tabs.pop(page, (None, 0))

@@ -24,8 +24,9 @@ from monitor.changes import (
     comparison_sha,
     record_text,
     record_unchanged,
+    same_wording,
 )
-from monitor.extract import ExtractError, extract_document
+from monitor.extract import ExtractError, extract_document, extract_reduced
 from monitor.fetch import FetchPool, FetchResult, now_utc
 from monitor.guard import GuardError, check_text, compare
 from monitor.notify import notify_after_run
@@ -261,6 +262,7 @@ async def _process(
         current is not None
         and text is not None
         and comparison_sha(text, document) != current.compare_sha256
+        and not same_wording(current.text, text, document)
     ):
         # Diff and flags are CPU work: done in a worker thread, the browser keeps fetching.
         fields = await asyncio.to_thread(analyse_change, current.text, text, stage_seconds)
@@ -279,6 +281,8 @@ async def _process(
             seconds=stage_seconds,
             analysis=analysis,
         )
+        if outcome.recorded.note:
+            result.notes.append(outcome.recorded.note)
     _record_fetch(store, run_id, outcome)
     outcome.store_ms = round((time.perf_counter() - started) * 1000)
     return outcome
@@ -287,6 +291,8 @@ async def _process(
 def _is_suspicious(store: Store, document: Document, previous: str, text: str) -> bool:
     if text == previous or store.find_version(document.key, comparison_sha(text, document)):
         return False  # unchanged, or a text seen before (a flip): nothing new to doubt
+    if same_wording(previous, text, document):
+        return False  # the same sentences rearranged: never a change
     return compare(previous, text).suspicious
 
 
@@ -310,17 +316,19 @@ def _extract(document: Document, result: FetchResult, previous: str | None) -> s
     page = result.page
     select, remove = list(document.select) or None, list(document.remove) or None
     try:
-        text, region = extract_document(page.html, page.raw, page.content_type, select, remove)
-        # Tomorrow's fetch compares this region's visible text to skip extraction.
-        page.fingerprint = page.fingerprints.get(region)
+        if page.reduced is not None:
+            # What the browser made of the page: exactly what the fingerprint covers.
+            text = extract_reduced(page.region, page.reduced)
+        else:
+            text, _ = extract_document(page.html, page.raw, page.content_type, select, remove)
     except ExtractError as exc:
         if exc.kind != "selector-missing" or previous is None:
             raise
         found = relocate(page.html, previous, remove)
         if found is None:
             raise
-        # The page keeps no fingerprint: an empty `select` match tomorrow must not pass for
-        # unchanged text, so a relocated block is extracted every night.
+        # A relocated block keeps no fingerprint: it is extracted every night.
+        page.fingerprint = None
         result.relocated = found.selector
         result.notes.append(
             f"relocated: {', '.join(document.select)} matched nothing; the text was found at "

@@ -17,7 +17,7 @@ import pytest
 import sqlite_utils
 
 from monitor.changes import comparison_sha
-from monitor.extract import extract
+from monitor.extract import extract_reduced
 from monitor.fetch import BrowserFetcher, FetchPool, now_utc
 from monitor.run import DocumentOutcome, _process, _register
 from monitor.store import Store, sha256_text
@@ -244,7 +244,7 @@ def as_fetched(document: Document) -> tuple[str, str]:
             await fetcher.close()
 
     page = asyncio.run(fetch())
-    return page.fingerprints["main"], extract(page.html)
+    return page.fingerprint, extract_reduced(page.region, page.reduced)
 
 
 def old_database(home: Path, document: Document) -> str:

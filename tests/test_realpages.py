@@ -1,0 +1,176 @@
+"""Real raw pages as the platforms served them (Open Terms Archive's snapshots, see
+fixtures/realpages/README.md), replayed night by night through the real Chromium: every change of
+the policy's wording is found, and nothing else is reported.
+
+Each night serves one snapshot per document from a local server; the pages' references to
+other hosts resolve nowhere (RESOLVE_NOTHING), as when the shared real-pages set is replayed.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from tests.conftest import make_watchlist, run_json
+from tests.sites import FIXTURES, PageServer, Route, policy_page
+
+REAL = FIXTURES / "realpages"
+# Saved pages reference CDNs, trackers and APIs: none may be reached.
+RESOLVE_NOTHING = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
+
+YOUTUBE_SELECT: dict[str, list[str]] = {"select": [".article-container"],
+                  "remove": [".scClientFeedbackInlineFeedbacklinkroot"]}  # fmt: skip
+INSTAGRAM_PRIVACY_SELECT: dict[str, list[str]] = {"select": ["#cms-help-content-results", "#root"]}
+
+# document id -> (fixture folder, watchlist keys, night served first, night served then, is the
+# second night a change of wording?)
+CASES: dict[str, tuple[str, dict[str, list[str]], int, int, bool]] = {
+    # Text changed inside a collapsed section (a Google support "zippy").
+    "youtube-zippy-select": ("youtube--community-guidelines-harassment", YOUTUBE_SELECT, 14, 15,
+                             True),
+    "youtube-zippy": ("youtube--community-guidelines-harassment", {}, 14, 15, True),
+    # The policy lives in a display:none mount; the page switched language inside it.
+    "instagram-hidden-mount": ("instagram--community-guidelines-intellectual-property", {}, 12, 13,
+                               True),
+    # Only a related-articles list rotated: no change.
+    "instagram-related": ("instagram--community-guidelines-intellectual-property", {}, 7, 8,
+                          False),
+    "instagram-related-select": ("instagram--privacy-policy", INSTAGRAM_PRIVACY_SELECT, 20, 21,
+                                 False),
+    # A revision date changed in a notice.
+    "facebook-terms-notice": ("facebook--terms-of-service", {}, 9, 10, True),
+}  # fmt: skip
+
+
+def serve_night(server: PageServer, which: int) -> None:
+    for doc, (folder, _, first, then, _) in CASES.items():
+        night = (first, then)[which]
+        body = gzip.decompress((REAL / folder / f"{night:02d}.html.gz").read_bytes())
+        server.routes[f"/{doc}"] = _route(body)
+
+
+def _route(body: bytes) -> Route:
+    return Route(body)
+
+
+def test_real_pages_report_every_wording_change_and_nothing_else(
+    server: PageServer, tmp_path: Path
+) -> None:
+    documents = {doc: {"url": server.url(f"/{doc}"), **keys}
+                 for doc, (_, keys, _, _, _) in CASES.items()}  # fmt: skip
+    make_watchlist(
+        tmp_path,
+        documents,
+        settings={"chromium_args": [RESOLVE_NOTHING], "timeout": 20, "concurrency": 3},
+        platform="real",
+    )
+    serve_night(server, 0)
+    code, summary = run_json(tmp_path)
+    assert summary["failures"] == [] and summary["changes"] == [], summary
+
+    # The same pages again: nothing changed, and the fingerprint of exactly what extraction
+    # reads lets every page skip extraction.
+    code, summary = run_json(tmp_path)
+    assert summary["failures"] == [] and summary["changes"] == [], summary
+    assert summary["stats"]["extraction_skipped"] == len(CASES)
+
+    serve_night(server, 1)
+    code, summary = run_json(tmp_path)
+    assert summary["failures"] == [], summary
+    changed = {change["document"] for change in summary["changes"]}
+    expected = {doc for doc, case in CASES.items() if case[4]}
+    assert changed == expected, summary["changes"]
+    assert all(change["kind"] == "new" for change in summary["changes"])
+
+
+# --- The same mechanisms on small generated pages ------------------------------------------------
+
+PANEL_SCRIPT = """<script>
+document.querySelectorAll('.panel').forEach(p => { p.style.display = 'none';
+  p.setAttribute('aria-hidden', 'true'); });
+</script>"""
+
+
+def collapsible_page(panel_text: str) -> str:
+    """Visible text that never changes, and a section its script collapses behind a button."""
+    intro = "\n\n".join(f"Section {n}: the service keeps the records it describes here." for n in
+                        range(8))  # fmt: skip
+    return policy_page(intro).replace(
+        "</main>",
+        '<h2><button aria-expanded="false">Disputes</button></h2>'
+        f'<div class="panel"><p>{panel_text}</p></div></main>{PANEL_SCRIPT}',
+    )
+
+
+def test_a_change_inside_a_collapsed_section_is_found(server: PageServer, tmp_path: Path) -> None:
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    server.page("/terms", collapsible_page("Disputes are settled in the courts of your state."))
+    run_json(tmp_path)
+    server.page("/terms", collapsible_page("Disputes are settled by binding arbitration."))
+    code, summary = run_json(tmp_path)
+    assert [c["document"] for c in summary["changes"]] == ["terms"], summary
+    history = tmp_path / "snapshots" / "example" / "terms"
+    newest = sorted(history.glob("*.md"))[-1].read_text()
+    assert "Disputes are settled by binding arbitration." in newest
+
+
+def layout(sections: list[str], as_list: bool) -> str:
+    if as_list:
+        return "\n".join(f"- {s}" for s in sections)
+    return "\n\n".join(f"## {s}" if n % 3 == 0 else s for n, s in enumerate(sections))
+
+
+def test_moved_blocks_and_another_layout_of_the_same_sentences_are_not_changes(
+    server: PageServer, tmp_path: Path
+) -> None:
+    sections = [f"Clause {n}: the provider may keep the data described in clause {n}." for n in
+                range(10)]  # fmt: skip
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    server.page("/terms", policy_page(layout(sections, as_list=False)))
+    run_json(tmp_path)
+    # A block moved; then a mobile-like layout (one list) of the same sentences; then back.
+    moved = [*sections[3:], *sections[:3]]
+    for text in (layout(moved, False), layout(sections, True), layout(sections, False)):
+        server.page("/terms", policy_page(text))
+        code, summary = run_json(tmp_path)
+        assert code == 0 and summary["changes"] == [], summary
+    # A changed word is a change, whatever the layout.
+    reworded = [s.replace("clause 4.", "clause 44.") for s in sections]
+    server.page("/terms", policy_page(layout(reworded, as_list=True)))
+    code, summary = run_json(tmp_path)
+    assert [c["kind"] for c in summary["changes"]] == ["new"], summary
+
+
+def test_the_extraction_input_loses_nothing_extraction_reads(
+    server: PageServer, tmp_path: Path
+) -> None:
+    """The browser hands extraction a reduced page (monitor.extract.REDUCE_JS) instead of the
+    whole DOM: on real pages, both give the same text."""
+    import asyncio
+
+    from monitor.extract import extract_reduced, extract_region
+    from monitor.fetch import BrowserFetcher, Page
+    from monitor.watchlist import Document, Settings
+
+    pages = [(folder, keys, night) for folder, keys, night, _, _ in CASES.values()]
+    for n, (folder, _, night) in enumerate(pages):
+        body = gzip.decompress((REAL / folder / f"{night:02d}.html.gz").read_bytes())
+        server.routes[f"/{n}"] = _route(body)
+
+    async def fetch_all() -> list[tuple[dict[str, list[str]], Page]]:
+        fetcher = BrowserFetcher(Settings(chromium_args=(RESOLVE_NOTHING,)))
+        try:
+            got = []
+            for n, (_, keys, _) in enumerate(pages):
+                select, remove = tuple(keys.get("select", [])), tuple(keys.get("remove", []))
+                document = Document("real", f"p{n}", f"p{n}", server.url(f"/{n}"), select, remove)
+                got.append((keys, await fetcher.fetch(document)))
+            return got
+        finally:
+            await fetcher.close()
+
+    for keys, page in asyncio.run(fetch_all()):
+        assert page.reduced is not None and len(page.reduced) < len(page.html)
+        select, remove = keys.get("select") or None, keys.get("remove") or None
+        full, _ = extract_region(page.html, select, remove)
+        assert extract_reduced(page.region, page.reduced) == full
