@@ -817,6 +817,7 @@ def latest_json(store: Store) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Text for a terminal
 
+
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import soupsieve
 import yaml
@@ -476,7 +477,11 @@ def _check_routing(
         if p.id in nodes  # the agency's pseudo-platform is checked as agency_site
     ]
     if watchlist.agency_site is not None:
-        routes.append(("agency_site", top["agency_site"][1], watchlist.agency_site.reviewers))
+        site_node = top["agency_site"][1]
+        # The reviewer's own line, if it has one (read without re-checking the mapping).
+        pairs = site_node.value if isinstance(site_node, yaml.MappingNode) else []
+        node = next((v for k, v in pairs if k.value == "reviewer"), site_node)
+        routes.append(("agency_site", node, watchlist.agency_site.reviewers))
     for where, node, reviewers in routes:
         for rid in reviewers:
             if rid not in known:
@@ -499,6 +504,14 @@ def reviewers_for(watchlist: Watchlist, platform_id: str) -> tuple[str, ...]:
         return platform.reviewers
     default = watchlist.settings.default_reviewer
     return (default,) if default else ()
+
+
+def page_label(url: str) -> str:
+    """ "the home page" for a site's root, else "the page /path": how a reader names a page."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/") and not parts.query:
+        return "the home page"
+    return f"the page {parts.path}{'?' + parts.query if parts.query else ''}"
 
 
 def site_reviewers(watchlist: Watchlist) -> tuple[str, ...]:

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.categories import CATEGORIES, SEVERITY_ORDER
+from monitor.notify.site import HEADING as SITE_HEADING
+from monitor.notify.site import REMINDER as SITE_REMINDER
+from monitor.notify.site import SiteNotice, sentence, subject_text
 
 SUBJECT_PREFIX = "[TOS monitor]"
 SUBJECT_MAX = 200
@@ -125,6 +128,7 @@ class Content:
     report_url: str = ""
     awaiting: tuple[AwaitingNotice, ...] = ()  # digest: changes still awaiting review
     channel: str = ""  # for test messages: which channel this is
+    site: tuple[SiteNotice, ...] = ()  # digest: the agency site's cookie and third-party changes
 
 
 @dataclass(frozen=True)
@@ -399,6 +403,11 @@ def subject(content: Content) -> str:
 
 def _digest_subject(content: Content) -> str:
     changes = content.changes
+    if content.site:
+        site = subject_text(content.site)
+        if not changes:
+            return f"{SUBJECT_PREFIX} {site}"
+        return f"{_digest_subject(Content(**{**content.__dict__, 'site': ()}))}; {site}"
     if not changes:
         n = len(content.awaiting)
         return f"{SUBJECT_PREFIX} {n} change{'' if n == 1 else 's'} awaiting your review"
@@ -480,6 +489,10 @@ class Format:
     def awaiting(self, content: Content) -> str:
         raise NotImplementedError
 
+    def site(self, content: Content) -> str:
+        """The agency site's changes (`content.site`) and the best-practice reminder."""
+        raise NotImplementedError
+
     def test(self, content: Content) -> str:
         raise NotImplementedError
 
@@ -494,6 +507,9 @@ class Format:
 
     # shared wording ----------------------------------------------------------------------
     def intro(self, content: Content) -> str:
+        if content.kind == "digest" and content.site and not content.changes:
+            return f"The nightly audit of {content.site[0].site}'s own pages found changes to " \
+                "the cookies they set and the third parties they call."  # fmt: skip
         if content.kind == "digest" and not content.changes:
             n = len(content.awaiting)
             docs = "1 change" if n == 1 else f"{n} changes"
@@ -573,7 +589,9 @@ class HtmlFormat(Format):
     def header(self, content: Content) -> str:
         title = {"digest": "Policy changes", "alert": "Documents failing to fetch",
                  "test": "Test message"}[content.kind]  # fmt: skip
-        if content.kind == "digest" and not content.changes:
+        if content.kind == "digest" and content.site and not content.changes:
+            title = "Agency site changes"
+        elif content.kind == "digest" and not content.changes:
             title = "Awaiting your review"
         elif (
             content.kind == "alert"
@@ -686,6 +704,22 @@ class HtmlFormat(Format):
         return (
             f'<div style="{_S["section"]}"><h2 style="{_S["h2"]}">Awaiting your review</h2>'
             f'<p style="{_S["meta"]}">{self.esc(self.awaiting_text())}</p>{"".join(items)}</div>'
+        )
+
+    def site(self, content: Content) -> str:
+        items = []
+        for notice in content.site:
+            before, name, after = sentence(notice)
+            items.append(
+                f'<p style="{_S["p"]}">{self.esc(before[:1].upper() + before[1:])} '
+                f"<code>{self.esc(name)}</code> {self.esc(after)}"
+                f' <span style="{_S["meta"]}">({self.esc(notice.page)})</span></p>'
+            )
+        link = content.site[0].link
+        more = f'<p style="{_S["p"]}">Agency site page: {self.link(link)}</p>' if link else ""
+        return (
+            f'<div style="{_S["section"]}"><h2 style="{_S["h2"]}">{self.esc(SITE_HEADING)}</h2>'
+            f'{"".join(items)}<p style="{_S["warn"]}">{self.esc(SITE_REMINDER)}</p>{more}</div>'
         )
 
     def test(self, content: Content) -> str:
@@ -817,6 +851,22 @@ class MarkdownFormat(Format):
                          f"{self.esc(when(a.detected_at))}{link}")  # fmt: skip
         return "\n".join(lines)
 
+    def site(self, content: Content) -> str:
+        items = []
+        for notice in content.site:
+            before, name, after = sentence(notice)
+            items.append(f"- {self.esc(before[:1].upper() + before[1:])} {self.code(name)} "
+                         f"{self.esc(after)}")  # fmt: skip
+        parts = ["\n".join([self.bold(self.esc(SITE_HEADING)), *items]), self.esc(SITE_REMINDER)]
+        if content.site[0].link:
+            parts.append(self.link(content.site[0].link, "Open the Agency site page"))
+        return "\n\n".join(parts)
+
+    def code(self, name: str) -> str:
+        # Bold, not a code span: backslash escapes do not work inside one, so a name with a
+        # backtick could end it early.
+        return self.bold(self.esc(name))
+
     def test(self, content: Content) -> str:
         return self.esc(self.test_text(content))
 
@@ -865,6 +915,9 @@ class TextFormat(MarkdownFormat):
     def changed(self, text: str, sign: int) -> str:
         return f"[-{text}-]" if sign < 0 else f"{{+{text}+}}"
 
+    def code(self, name: str) -> str:
+        return f"`{clean(name)}`"
+
 
 # --------------------------------------------------------------------------------------------
 # Assembly
@@ -902,7 +955,8 @@ def render(
 def _sections(fmt: Format, content: Content) -> list[str]:
     if content.kind == "digest":
         awaiting = [fmt.awaiting(content)] if content.awaiting else []
-        return [*(fmt.change(c) for c in content.changes), *awaiting]
+        site = [fmt.site(content)] if content.site else []
+        return [*(fmt.change(c) for c in content.changes), *site, *awaiting]
     if content.kind == "alert":
         return [fmt.failure(f) for f in content.failures]
     return [fmt.test(content)]

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from monitor.audit import PageState, lifetime_text, site_state
 from monitor.store import Store
-from monitor.watchlist import AGENCY_ID, AGENCY_POLICY_ID
+from monitor.watchlist import AGENCY_ID, AGENCY_POLICY_ID, page_label
 
 PAGE = "agency.html"
 CHANGES_PER_PAGE = 50  # the page's history lists this many changes, newest first
@@ -59,14 +58,6 @@ def load_agency(store: Store) -> AgencySite | None:
     policy = store.document(f"{AGENCY_ID}/{AGENCY_POLICY_ID}")
     name = (policy or {}).get("platform_name") or "Agency site"
     return AgencySite(name, pages, f"{AGENCY_ID}.{AGENCY_POLICY_ID}" if policy else "")
-
-
-def page_label(url: str) -> str:
-    """ "the home page" for a site's root, else the page's path: how a reader names a page."""
-    parts = urlsplit(url)
-    return "the home page" if parts.path in ("", "/") and not parts.query else (
-        f"the page {parts.path}{'?' + parts.query if parts.query else ''}"
-    )  # fmt: skip
 
 
 def change_text(row: dict[str, Any]) -> str:
