@@ -377,10 +377,16 @@ def test_hostile_cookie_and_storage_names_are_escaped_everywhere(
     assert leaked == []
 
 
-def test_a_page_that_never_loaded_has_no_baseline_until_it_does(
-    agency: AgencySite, tmp_path: Path
+def test_a_page_that_never_loaded_has_no_baseline_until_it_does_and_the_admin_hears(
+    agency: AgencySite, smtp: SmtpSink, tmp_path: Path
 ) -> None:
     write_watchlist(tmp_path, agency)
+    data = yaml.safe_load((tmp_path / "watchlist.yaml").read_text())
+    data["settings"]["failure_alert_after"] = 1
+    data["reviewers"]["web"]["notify"] = [
+        f"mailto://127.0.0.1:{smtp.port}?from=monitor@agency.example.gov&to=web@agency.example.gov"
+    ]
+    (tmp_path / "watchlist.yaml").write_text(yaml.safe_dump(data))
     agency.services_status = 404
     outputs: list[str] = []
     code, summary = night(tmp_path, agency, outputs)
@@ -388,9 +394,17 @@ def test_a_page_that_never_loaded_has_no_baseline_until_it_does(
     assert [c["page"] for c in cookies_json(tmp_path, outputs)["cookies"]].count(
         agency.site.url("/services")) == 0  # fmt: skip
     assert "never audited successfully" in run_cli(tmp_path, "cookies").stdout
+    [alert] = smtp.messages
+    assert alert["Subject"] == "[TOS monitor] Fetch failing: Agency site the page /services " \
+        "(http-4xx)"  # fmt: skip
+    assert "The page is gone or has moved (404)" in text_part(alert)
+
     agency.services_status = 200
     code, summary = night(tmp_path, agency, outputs)
     assert code == 0 and summary["site_changes"] == [], "its first success is its baseline"
+    assert smtp.messages[-1]["Subject"] == "[TOS monitor] Fetched again: Agency site the page " \
+        "/services"  # fmt: skip
+    assert len(smtp.messages) == 2
 
 
 def test_only_agency_audits_the_site_and_its_policy_and_nothing_else(

@@ -44,7 +44,7 @@ from monitor.notify import messages
 from monitor.notify.messages import Content, Profile, Rendered
 from monitor.notify.site import SiteNotice, site_notice
 from monitor.store import Store
-from monitor.watchlist import Reviewer, Watchlist, reviewers_for, site_reviewers
+from monitor.watchlist import Reviewer, Watchlist, page_label, reviewers_for, site_reviewers
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +353,7 @@ def enqueue(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
                 })  # fmt: skip
         added += _enqueue_site_changes(store, watchlist, run_id, now)
         added += _enqueue_failures(store, watchlist, run_id, now)
+        added += _enqueue_site_failures(store, watchlist, run_id, now)
         added += _enqueue_relocations(store, watchlist, run_id, now)
         added += _enqueue_reminders(store, watchlist, run_id, now)
     return added
@@ -459,6 +460,53 @@ def _enqueue_failures(store: Store, watchlist: Watchlist, run_id: int, now: str)
             added += _add_item(store, _failure_item(store, admin, doc, run_id, now))
         elif doc.get("status") == "ok":
             added += _enqueue_recoveries(store, doc, run_id, now)
+    return added
+
+
+def _enqueue_site_failures(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
+    """Agency pages are alerted like documents: to the admin once a page has failed on
+    `failure_alert_after` audits in a row (once per streak), and again when it loads again."""
+    admin, site = watchlist.settings.admin, watchlist.agency_site
+    if not admin or site is None:
+        return 0
+    added = 0
+    for page in site.pages:
+        audits = store.site_audits(page)
+        streak = []
+        for audit in reversed(audits):
+            if audit["status"] == "ok":
+                break
+            streak.append(audit)
+        if not streak:
+            added += _enqueue_site_recoveries(store, page, audits, run_id, now)
+            continue
+        if len(streak) < watchlist.settings.failure_alert_after:
+            continue
+        last, since = streak[0], streak[-1]["started_at"]
+        details = {"page": page, "failing_since": since, "failures": len(streak),
+                   "error_class": last["error_class"] or "", "message": last["message"] or "",
+                   "http_status": last["http_status"]}  # fmt: skip
+        added += _add_item(store, {
+            "recipient": admin, "kind": "failure", "ref": f"site-failure:{page}@{since}",
+            "run_id": run_id, "created_at": now, "details": json.dumps(details),
+        })  # fmt: skip
+    return added
+
+
+def _enqueue_site_recoveries(
+    store: Store, page: str, audits: list[dict[str, Any]], run_id: int, now: str
+) -> int:
+    added = 0
+    for item in store.db.query(
+        "select recipient, ref, details from notify_items where kind = 'failure' and ref like ?",
+        [f"site-failure:{page}@%"],
+    ):
+        details = {**json.loads(item["details"]), "recovered_at": audits[-1]["started_at"]}
+        added += _add_item(store, {
+            "recipient": item["recipient"], "kind": "recovered",
+            "ref": item["ref"].replace("site-failure:", "site-recovered:", 1),
+            "run_id": run_id, "created_at": now, "details": json.dumps(details),
+        })  # fmt: skip
     return added
 
 
@@ -645,6 +693,19 @@ def _failure(store: Store, item: dict[str, Any]) -> messages.FailureNotice:
             relocated_at=details.get("relocated_at") or "",
         )
     error_class, message = details.get("error_class", ""), details.get("message", "")
+    if details.get("page"):  # an agency page of the site audit, not a document
+        return messages.FailureNotice(
+            document_key="",
+            platform="Agency site",
+            document=page_label(details["page"]),
+            url=details["page"],
+            failing_since=details.get("failing_since", ""),
+            failures=int(details.get("failures") or 0),
+            error_class=error_class,
+            message=message,
+            hint=messages.failure_hint(error_class, message, details.get("http_status")),
+            recovered_at=details.get("recovered_at", "") if item["kind"] == "recovered" else "",
+        )
     return messages.FailureNotice(
         document_key=item["document_key"],
         platform=doc.get("platform_name") or doc.get("platform") or item["document_key"],
@@ -976,7 +1037,8 @@ def _item_label(item: dict[str, Any]) -> str:
         return f"reminder ({n} change{'' if n == 1 else 's'} awaiting review)"
     if item["kind"] == "site-change":
         return f"agency site change ({json.loads(item.get('details') or '{}').get('page', '')})"
-    return f"{item['kind']} {item['document_key']}"
+    what = item["document_key"] or json.loads(item.get("details") or "{}").get("page", "")
+    return f"{item['kind']} {what}"
 
 
 def check(watchlist: Watchlist, env: dict[str, str] | None = None) -> list[str]:
