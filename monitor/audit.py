@@ -94,6 +94,7 @@ DAY = 86400.0
 QUIET_DAYS = 30
 BINDING = "__tosMonitorCookieWrite"
 NAME_MAX = 256  # longer names (or hosts) are cut: a page must not fill the records
+MAX_WRITES = 10_000  # cookie writes noted per visit; a real page makes a few dozen
 
 # Runs in every frame before the page's scripts. Sends the name, the domain the cookie will have
 # and the calling script's host; never the value.
@@ -339,6 +340,8 @@ class _Observer:
         self.order = 0
 
     def _note(self, name: str, domain: str, how: str, host: str, order: int) -> None:
+        if order > MAX_WRITES:
+            return  # a script writing cookies in a loop must not exhaust the run's memory
         entry = (order, how, _short(host))
         key = (name, domain.lstrip(".").lower())
         if key not in self.writes or self.writes[key][0] < order:
