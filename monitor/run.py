@@ -145,7 +145,7 @@ class RunSummary:
                     "message": a.message,
                 }
                 for a in self.site.failures
-            ],  # fmt: skip
+            ],
             # [] when nothing changed, and on a page's first audit (its baseline).
             "site_changes": [c.as_json() for c in self.site.changes],
             "stats": self.stats,
