@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import ipaddress
 import json
+import re
 import socket
 import sqlite3
 import ssl
@@ -426,6 +427,84 @@ def test_markdown_and_html_escaping_of_page_text() -> None:
     assert "\u202e" not in md, "no bidirectional override"
     html = messages.FORMATS["html"].esc('<b onclick="x">&</b>')
     assert html == "&lt;b onclick=&quot;x&quot;&gt;&amp;&lt;/b&gt;"
+
+
+# Markup, Markdown, a Teams mention, a link, a bidirectional override and a bell, as page text.
+HOSTILE = ('<img src=x onerror=alert(1)> **bold** [click](https://evil.example/) <at>Boss</at> '
+           '`code` \u202eevil\x07')  # fmt: skip
+
+
+def _hostile_contents() -> list[messages.Content]:
+    """A digest and an alert with hostile page text in every field that can hold it."""
+    flags = {
+        "added": [{"text": f"Added {HOSTILE}", "categories": ["ad-tracking"],
+                   "heading": f"Heading {HOSTILE}"}],
+        "removed": [{"text": f"Removed {HOSTILE}", "categories": [], "heading": ""}],
+        "modified": [{"old": {"text": "We keep data for one year."},
+                      "new": {"text": f"We keep data {HOSTILE} for ten years."},
+                      "categories": ["data-location"], "heading": HOSTILE}],
+        "by_category": {"ad-tracking": {"added": 1}, "data-location": {"modified": 1}},
+    }  # fmt: skip
+    change = messages.change_notice(
+        {"id": 7, "kind": "new", "detected_at": "2026-11-24T03:00:00Z", "note": HOSTILE,
+         "suspect": 1, "summary": json.dumps({"blocks_added": 1}), "flags": json.dumps(flags)},
+        {"platform_name": HOSTILE, "name": HOSTILE, "url": "https://example.com/p"},
+        REPORT_URL,
+    )  # fmt: skip
+    awaiting = messages.AwaitingNotice(8, HOSTILE, HOSTILE, "2026-11-01T03:00:00Z",
+                                       messages.change_link(REPORT_URL, 8))  # fmt: skip
+    failing = messages.FailureNotice(
+        "p/d", HOSTILE, HOSTILE, "https://example.com/d?a=*b*", "2026-11-20T03:00:00Z", 3,
+        "blocked", f"HTTP 403 {HOSTILE}", messages.failure_hint("blocked", ""),
+    )  # fmt: skip
+    moved = messages.FailureNotice(
+        "p/e", "Example", "Terms", "https://example.com/e", "", 0, "relocated", "",
+        messages.HINTS["relocated"], proposed_selector=f"main {HOSTILE}",
+        old_selectors=(HOSTILE,), relocated_at="2026-11-24T03:00:00Z",
+    )  # fmt: skip
+    return [
+        messages.Content("digest", HOSTILE, changes=(change,), report_url=REPORT_URL,
+                         awaiting=(awaiting,)),
+        messages.Content("alert", HOSTILE, failures=(failing, moved)),
+        messages.Content("test", HOSTILE, channel=HOSTILE),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", sorted(messages.FORMATS))
+def test_every_format_escapes_page_text_in_every_field(fmt: str) -> None:
+    for content in _hostile_contents():
+        body = messages.render(messages.FORMATS[fmt], content).body
+        assert "\u202e" not in body and "\x07" not in body, "control characters are dropped"
+        assert "evil.example" in body, "the hostile text is shown"
+        if fmt == "html":
+            assert "<img" not in body and "<at>" not in body
+            assert body.count("&lt;img src=x onerror=alert(1)&gt;") >= 2
+            assert 'href="https://evil.example' not in body
+        elif fmt == "text":
+            assert body.count("[click](https://evil.example/)") >= 2, "plain text, as written"
+        else:
+            # Nothing the page wrote is markup: its < > & are entities, and every character
+            # that could start bold, code or a link is backslash-escaped.
+            assert "<img" not in body and "<at>" not in body
+            assert body.count("&lt;img src=x onerror=alert(1)&gt;") >= 2
+            assert "**bold**" not in body
+            assert body.count(r"\[click\](https://evil.example/)") >= 2
+            assert body.count(r"\*\*bold\*\* ") >= 2 and "`code`" not in body
+            links = re.findall(r"(?<!\\)\[[^\]]*\]\(([^)]*)\)", body)
+            assert all(url.startswith(("https://example.com/", REPORT_URL)) for url in links)
+            if content.kind == "alert":  # a link's text is escaped too (here, the address)
+                assert "[https://example.com/d?a=\\*b\\*](https://example.com/d?a=*b*)" in body
+
+
+def test_email_css_is_inlined_from_the_template_style_block() -> None:
+    digest = _hostile_contents()[0]
+    body = messages.render(messages.FORMATS["html"], digest).body
+    assert "<style" not in body, "mail clients drop <style>: the rules are inlined"
+    # The rules reach the elements by their class: the edit marks and the quote boxes.
+    assert re.search(r'<span class="del" style="[^"]*line-through', body)
+    assert re.search(r'<span class="ins" style="[^"]*font-weight: ?bold', body)
+    assert re.search(r'<div class="quote quote-added" style="[^"]*border-left: ?4px solid #1a7f37',
+                     body)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

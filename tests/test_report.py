@@ -242,6 +242,29 @@ def test_index_lists_documents_status_and_pending_changes(history: History, page
     assert "3 changes in the last 12 months" in (charts.first.get_attribute("aria-label") or "")
 
 
+def test_index_shows_each_document_the_questions_of_its_kind(history: History, page: Page) -> None:
+    """A privacy policy's row answers the privacy questions, a terms row the terms deal breakers
+    (with the platform's answers); neither shows the other kind's questions."""
+    page.goto(url(history.site / "index.html"))
+    rows = page.locator("table.docs tbody tr").filter(has_text="Example")
+    privacy = rows.filter(has_text="Privacy Policy").locator("ul.chips li")
+    terms = rows.filter(has_text="Terms of Service").locator("ul.chips li")
+    expect(privacy).to_have_text([
+        re.compile("^Tracking for advertising: "), re.compile("^Disclosure of user information: "),
+        "Sale of user data: no",  # "We do not sell your personal information."
+    ])  # fmt: skip
+    expect(terms).to_have_text([
+        re.compile("^Indemnification: "), "Governing law: yes",
+        re.compile("^Binding arbitration: "), re.compile("^Unilateral changes to the terms: "),
+    ])  # fmt: skip
+    others = rows.filter(has_text="Privacy Policy").locator("p.others")
+    expect(others).to_contain_text("Other privacy questions")
+    expect(others.get_by_role("link")).to_have_attribute("href", "platforms/example.html")
+    expect(rows.filter(has_text="Terms of Service").locator("p.others")).to_contain_text(
+        "Other terms questions"
+    )
+
+
 def test_document_page_shows_the_revert_in_the_table_and_the_picture(
     history: History, page: Page
 ) -> None:

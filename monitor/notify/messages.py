@@ -2,13 +2,16 @@
 each kind of channel (HTML e-mail, Markdown chat, plain text).
 
 Everything here is pure: plain data in (rows from `monitor.db`), strings out. Delivery, retries
-and secrets live in `monitor.notify`.
+and secrets live in `monitor.notify`. The bodies are Jinja2 templates in `templates/email/`
+(`html/` for e-mail, `markdown/` for Markdown and plain text), one per section of a message
+(`SECTIONS`) plus the `message` around them; the wording they share is here.
 
 Text that comes from fetched pages (clauses, headings, error messages that quote a page) is
 hostile by assumption: a platform, or whoever controls its page, could put markup in a policy.
-Each format escapes it for its own syntax at the last moment (`Format.esc`), and control and
-bidirectional-override characters are removed for every format (`clean`), so a clause can neither
-inject markup nor visually reorder the text around it.
+Every value a template prints goes through its format's escaping (`Format.esc`) unless a filter
+of that format wrote it, and control and bidirectional-override characters are removed for
+every format (`clean`), so a clause can neither inject markup nor visually reorder the text
+around it.
 """
 
 from __future__ import annotations
@@ -17,14 +20,20 @@ import difflib
 import html
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import css_inline
+import jinja2
+import jinja2.ext
+import jinja2.lexer
+from markupsafe import Markup
+
 from monitor.categories import CATEGORIES, SEVERITY_ORDER
-from monitor.notify.site import HEADING as SITE_HEADING
-from monitor.notify.site import REMINDER as SITE_REMINDER
-from monitor.notify.site import SiteNotice, sentence, subject_text
+from monitor.notify.site import SiteNotice, subject_text
+from monitor.report.build import TEMPLATES
 
 SUBJECT_PREFIX = "[TOS monitor]"
 SUBJECT_MAX = 200
@@ -455,294 +464,249 @@ _SUBJECTS: dict[str, Callable[[Content], str]] = {
 
 
 # --------------------------------------------------------------------------------------------
-# Formats: each renders the same pieces in its own syntax; `render` assembles and fits them.
+# Wording every format shares (the templates place it; each format escapes it like page text)
+
+AWAITING_TEXT = (
+    "Detected a while ago and still without a decision ('tos-monitor review' records one):"
+)
+FOOTER_TEXT = (
+    "Sent by tos-monitor. Each change is reported once per channel; "
+    "'tos-monitor history PLATFORM DOCUMENT' lists every version."
+)
+
+
+def intro(content: Content) -> str:
+    """The sentence that opens a message: what it is about and why it came."""
+    if content.kind == "digest" and content.site and not content.changes:
+        return f"The nightly audit of {content.site[0].site}'s own pages found changes to " \
+            "the cookies they set and the third parties they call."  # fmt: skip
+    if content.kind == "digest" and not content.changes:
+        n = len(content.awaiting)
+        docs = "1 change" if n == 1 else f"{n} changes"
+        verb = "awaits" if n == 1 else "await"
+        return f"{docs} to documents you review still {verb} your decision."
+    if content.kind == "digest":
+        n = len(content.changes)
+        docs = "1 document" if n == 1 else f"{n} documents"
+        return f"tos-monitor recorded changes to {docs} you review. Deal breakers come first."
+    if content.kind == "alert" and all(f.recovered_at for f in content.failures):
+        return "tos-monitor fetches these documents again: their changes are watched again."
+    if content.kind == "alert" and all(f.proposed_selector for f in content.failures):
+        return "The watchlist's select of these documents no longer matches their page; " \
+            "tos-monitor found the text at another selector and watches it there."  # fmt: skip
+    if content.kind == "alert" and any(f.proposed_selector for f in content.failures):
+        return "These documents need attention: some failed to fetch on consecutive " \
+            "runs, some need their watchlist select updated."  # fmt: skip
+    if content.kind == "alert":
+        return "tos-monitor could not fetch these documents on consecutive runs, so their " \
+            "changes are not being watched until this is fixed."  # fmt: skip
+    return "This is a test message from tos-monitor."
+
+
+def heading(content: Content) -> str:
+    """The e-mail's title line (before "for <recipient>")."""
+    if content.kind == "digest" and content.site and not content.changes:
+        return "Agency site changes"
+    if content.kind == "digest":
+        return "Policy changes" if content.changes else "Awaiting your review"
+    if content.kind == "alert":
+        if not any(f.failing for f in content.failures) and any(
+            f.proposed_selector for f in content.failures
+        ):
+            return "Watchlist selectors to update"
+        return "Documents failing to fetch"
+    return "Test message"
+
+
+def channel_check_text(content: Content) -> str:
+    """What `tos-monitor notify --test` says."""
+    return f"If you can read this, the channel {content.channel or ''} of "\
+        f"{content.recipient} works: change digests and alerts will arrive here."  # fmt: skip
+
+
+def hits_text(hits: Sequence[CategoryHit]) -> str:
+    return "; ".join(hit_text(h) for h in hits)
+
+
+def spaced(segments: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Move edge spaces of changed segments out of them: `** x**` is not bold in Markdown."""
+    out: list[tuple[int, str]] = []
+    for op, text in segments:
+        if op == 0 or not text.strip():
+            out.append((0, text))
+            continue
+        lead, core, trail = text[: len(text) - len(text.lstrip())], text.strip(), \
+            text[len(text.rstrip()):]  # fmt: skip
+        out.extend([(0, lead), (op, core), (0, trail)])
+    return [(op, t) for op, t in out if t]
+
+
+# --------------------------------------------------------------------------------------------
+# Sections: the parts of a message, each rendered from its own template, that `render` drops
+# from the end to fit a channel. A new part of the digest is a Section here, a field of
+# Content for its data, and one template per format folder (html/<name>.html,
+# markdown/<name>.md).
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str  # the template's name, and the variable that holds the item in it
+    items: Callable[[Content], Sequence[Any]]  # one section per item, in this order
+
+
+SECTIONS: dict[str, tuple[Section, ...]] = {
+    "digest": (
+        Section("change", lambda c: c.changes),
+        Section("awaiting", lambda c: (c.awaiting,) if c.awaiting else ()),
+    ),
+    "alert": (Section("failure", lambda c: c.failures),),
+    "test": (Section("test", lambda c: (c,)),),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Formats: a folder of templates (templates/email/<folder>/) and a way to escape page text, per
+# body syntax. In the templates every {{ }} goes through the format's `esc` (Jinja's `finalize`)
+# unless it is already written in the format: a rendered section, or the output of one of the
+# format's markup filters, which escape what they are given. A template that forgets to escape
+# escapes anyway; only a filter can write markup.
+
+EMAIL_TEMPLATES = TEMPLATES / "email"
+
+
+class Written(str):
+    """Markdown or plain text already in its format's syntax, its page text escaped: what
+    `Markup` is to HTML."""
 
 
 @dataclass(frozen=True)
 class Format:
-    """Base of the renderers. Subclasses escape (`esc`) and mark up; limits are per channel."""
+    """Base of the formats. Subclasses escape (`esc`) and mark up; limits are per channel."""
 
     name: str  # the Apprise body format this produces
+    folder: str  # of its templates, under templates/email/
+    suffix: str  # of its template files
     quotes: int = 3  # clauses quoted per change
     clause_chars: int = 300
-    joiner: str = "\n\n"
 
     def esc(self, text: str) -> str:
         return clean(text)
 
-    def esc_inline(self, text: str) -> str:
+    def written(self, text: str) -> str:
+        """Mark `text`, already in this format, as not to be escaped again."""
+        return Written(text)
+
+    def is_written(self, value: Any) -> bool:
+        return isinstance(value, Written)
+
+    def inline(self, text: str) -> str:
         """`esc` for a piece of a sentence: its edge spaces are kept (`clean` strips them)."""
         lead = " " if text[:1].isspace() else ""
         trail = " " if text[-1:].isspace() and text.strip() else ""
-        return f"{lead}{self.esc(text)}{trail}"
+        return self.written(f"{lead}{self.esc(text)}{trail}")
 
-    # pieces -------------------------------------------------------------------------------
-    def header(self, content: Content) -> str:
-        raise NotImplementedError
+    def markup_filters(self) -> dict[str, Callable[..., str]]:
+        """The filters that write this format's markup (their output is not escaped again)."""
+        return {"inline": self.inline}
 
-    def change(self, change: ChangeNotice) -> str:
-        raise NotImplementedError
+    def environment_options(self) -> dict[str, Any]:
+        return {}
 
-    def failure(self, failure: FailureNotice) -> str:
-        raise NotImplementedError
-
-    def awaiting(self, content: Content) -> str:
-        raise NotImplementedError
-
-    def site(self, content: Content) -> str:
-        """The agency site's changes (`content.site`) and the best-practice reminder."""
-        raise NotImplementedError
-
-    def test(self, content: Content) -> str:
-        raise NotImplementedError
-
-    def more(self, omitted: int, report_url: str) -> str:
-        raise NotImplementedError
-
-    def footer(self, content: Content) -> str:
-        raise NotImplementedError
-
-    def wrap(self, title: str, body: str) -> str:
+    def finish(self, body: str) -> str:
+        """The rendered message, made ready to send."""
         return body
 
-    # shared wording ----------------------------------------------------------------------
-    def intro(self, content: Content) -> str:
-        if content.kind == "digest" and content.site and not content.changes:
-            return f"The nightly audit of {content.site[0].site}'s own pages found changes to " \
-                "the cookies they set and the third parties they call."  # fmt: skip
-        if content.kind == "digest" and not content.changes:
-            n = len(content.awaiting)
-            docs = "1 change" if n == 1 else f"{n} changes"
-            verb = "awaits" if n == 1 else "await"
-            return f"{docs} to documents you review still {verb} your decision."
-        if content.kind == "digest":
-            n = len(content.changes)
-            docs = "1 document" if n == 1 else f"{n} documents"
-            return f"tos-monitor recorded changes to {docs} you review. Deal breakers come first."
-        if content.kind == "alert" and all(f.recovered_at for f in content.failures):
-            return "tos-monitor fetches these documents again: their changes are watched again."
-        if content.kind == "alert" and all(f.proposed_selector for f in content.failures):
-            return "The watchlist's select of these documents no longer matches their page; " \
-                "tos-monitor found the text at another selector and watches it there."  # fmt: skip
-        if content.kind == "alert" and any(f.proposed_selector for f in content.failures):
-            return "These documents need attention: some failed to fetch on consecutive " \
-                "runs, some need their watchlist select updated."  # fmt: skip
-        if content.kind == "alert":
-            return "tos-monitor could not fetch these documents on consecutive runs, so their " \
-                "changes are not being watched until this is fixed."  # fmt: skip
-        return "This is a test message from tos-monitor."
+    @cached_property
+    def environment(self) -> jinja2.Environment:
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(EMAIL_TEMPLATES),
+            finalize=lambda v: v if self.is_written(v) else self.written(self.esc(str(v))),
+            undefined=jinja2.StrictUndefined,
+            auto_reload=False,
+            **self.environment_options(),
+        )
+        # Data into words: their output is escaped like any other value.
+        env.filters.update(
+            when=when, shorten=shorten, counts_text=counts_text, kind_text=kind_text,
+            hits_text=hits_text, quote_label=quote_label, grouped_hits=grouped_hits, side=side,
+            spaced=spaced, **self.markup_filters(),
+        )  # fmt: skip
+        env.globals.update(
+            intro=intro, heading=heading, channel_check_text=channel_check_text,
+            awaiting_text=AWAITING_TEXT, footer_text=FOOTER_TEXT, severity_labels=SEVERITY_LABELS,
+            newline=self.written("\n"),  # a line break the HTML templates' layout rule keeps
+        )  # fmt: skip
+        return env
 
-    def awaiting_text(self) -> str:
-        return "Detected a while ago and still without a decision " \
-            "('tos-monitor review' records one):"  # fmt: skip
+    def template(self, name: str, **context: Any) -> str:
+        template = self.environment.get_template(f"{self.folder}/{name}.{self.suffix}")
+        return template.render(quotes=self.quotes, clause_chars=self.clause_chars, **context)
 
-    def footer_text(self) -> str:
-        return "Sent by tos-monitor. Each change is reported once per channel; " \
-            "'tos-monitor history PLATFORM DOCUMENT' lists every version."  # fmt: skip
+    def sections(self, content: Content) -> list[str]:
+        """Every section of the message, rendered, in order."""
+        return [
+            self.written(self.template(section.name, content=content, **{section.name: item}))
+            for section in SECTIONS[content.kind]
+            for item in section.items(content)
+        ]
 
-    def test_text(self, content: Content) -> str:
-        return f"If you can read this, the channel {content.channel or ''} of "\
-            f"{content.recipient} works: change digests and alerts will arrive here."  # fmt: skip
+    def message(self, content: Content, subject: str, sections: Sequence[str], omitted: int) -> str:
+        """The message around `sections`, saying that `omitted` more were left out."""
+        body = self.template(
+            "message", content=content, subject=subject, sections=sections, omitted=omitted
+        )
+        return self.finish(body)
 
 
 # -- HTML e-mail -------------------------------------------------------------------------------
-# Inline styles only: mail clients strip <style> blocks, and Gmail drops <ins>/<del>, so edits
-# are styled <span>s. No lists or tables: Apprise derives the plain-text alternative from this
-# HTML, and divs/paragraphs read best there.
 
-_S = {
-    "body": "margin:0;padding:16px;background:#f6f8fa;color:#1f2328;"
-    "font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:14px;"
-    "line-height:1.5",
-    "box": "max-width:760px;margin:0 auto;background:#ffffff;border:1px solid #d0d7de;"
-    "border-radius:6px;padding:20px",
-    "h1": "font-size:20px;margin:0 0 8px 0",
-    "h2": "font-size:17px;margin:0 0 4px 0",
-    "meta": "margin:0 0 6px 0;color:#57606a;font-size:13px",
-    "p": "margin:0 0 8px 0",
-    "section": "border-top:1px solid #d0d7de;margin-top:16px;padding-top:12px",
-    "label": "font-size:12px;color:#57606a;margin:0 0 2px 0",
-    "del": "background:#ffebe9;color:#82071e;text-decoration:line-through",
-    "ins": "background:#dafbe1;color:#116329;font-weight:bold",
-    "a": "color:#0969da",
-    "warn": "margin:0 0 8px 0;padding:6px 10px;background:#fff8c5;border:1px solid #d4a72c",
-    "foot": "margin-top:20px;color:#57606a;font-size:12px",
-}
-_BADGE = {"deal-breaker": "color:#cf222e", "review": "color:#9a6700", "info": "color:#57606a"}
-_QUOTE_BORDER = {"added": "#1a7f37", "removed": "#cf222e", "modified": "#bf8700"}
+
+class _LayoutBreaks(jinja2.ext.Extension):
+    """In the e-mail HTML templates a line break, with the indentation around it, is layout
+    only: it is removed from the template's text when the template is loaded. The message stays
+    compact, and the plain-text part Apprise derives from it (where whitespace between blocks
+    becomes a blank line) has a blank line only between sections, where `newline` puts one."""
+
+    _BREAK = re.compile(r"[ \t]*\n\s*")
+
+    def filter_stream(self, stream: jinja2.lexer.TokenStream) -> Iterator[jinja2.lexer.Token]:
+        for token in stream:
+            if token.type == "data":
+                token = jinja2.lexer.Token(token.lineno, "data", self._BREAK.sub("", token.value))
+            yield token
+
+
+# The templates' <style> block becomes style attributes, and goes: mail clients drop <style>.
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
 
 
 @dataclass(frozen=True)
 class HtmlFormat(Format):
     name: str = "html"
+    folder: str = "html"
+    suffix: str = "html"
     quotes: int = 5
     clause_chars: int = 600
-    joiner: str = "\n"
 
     def esc(self, text: str) -> str:
         return html.escape(clean(text), quote=True)
 
-    def link(self, url: str, text: str | None = None) -> str:
-        # The address is shown as the link text so the plain-text alternative keeps it.
-        return f'<a href="{self.esc(url)}" style="{_S["a"]}">{self.esc(text or url)}</a>'
+    def written(self, text: str) -> str:
+        return Markup(text)
 
-    def header(self, content: Content) -> str:
-        title = {"digest": "Policy changes", "alert": "Documents failing to fetch",
-                 "test": "Test message"}[content.kind]  # fmt: skip
-        if content.kind == "digest" and content.site and not content.changes:
-            title = "Agency site changes"
-        elif content.kind == "digest" and not content.changes:
-            title = "Awaiting your review"
-        elif (
-            content.kind == "alert"
-            and not any(f.failing for f in content.failures)
-            and any(f.proposed_selector for f in content.failures)
-        ):
-            title = "Watchlist selectors to update"
-        return (
-            f'<h1 style="{_S["h1"]}">{title} for {self.esc(content.recipient)}</h1>'
-            f'<p style="{_S["p"]}">{self.esc(self.intro(content))}</p>'
-        )
+    def is_written(self, value: Any) -> bool:
+        return isinstance(value, Markup)
 
-    def change(self, change: ChangeNotice) -> str:
-        parts = [
-            f'<div style="{_S["section"]}">',
-            f'<h2 style="{_S["h2"]}">{self.esc(change.platform)} — {self.esc(change.document)}'
-            "</h2>",
-            f'<p style="{_S["meta"]}">{self.esc(kind_text(change).capitalize())} · detected '
-            f"{self.esc(when(change.detected_at))} · {self.link(change.url)}</p>",
-        ]
-        if change.suspect:
-            parts.append(f'<p style="{_S["warn"]}">Drastic change, confirmed by a second fetch: '
-                         "check that the page is really the policy.</p>")  # fmt: skip
-        if change.note:
-            parts.append(f'<p style="{_S["meta"]}">{self.esc(change.note)}</p>')
-        parts.append(f'<p style="{_S["p"]}">Changes: {self.esc(counts_text(change.counts))}</p>')
-        parts.extend(self.categories(change.categories))
-        parts.extend(self.quote(q) for q in change.quotes[: self.quotes])
-        if len(change.quotes) > self.quotes:
-            parts.append(f'<p style="{_S["meta"]}">…and {len(change.quotes) - self.quotes} '
-                         "more changed clauses on the change page.</p>")  # fmt: skip
-        if change.link:
-            parts.append(f'<p style="{_S["p"]}">Change page: {self.link(change.link)}</p>')
-        parts.append("</div>")
-        return "".join(parts)
+    def environment_options(self) -> dict[str, Any]:
+        # Jinja's own HTML autoescaping stays on behind `finalize`; links and markup are
+        # written by the templates themselves (html/_macros.html).
+        return {"autoescape": True, "extensions": [_LayoutBreaks]}
 
-    def categories(self, hits: Sequence[CategoryHit]) -> list[str]:
-        if not hits:
-            return [f'<p style="{_S["p"]}">Flagged categories: none.</p>']
-        lines = []
-        for severity, group in grouped_hits(hits):
-            badge = f'<b style="{_BADGE[severity]}">{SEVERITY_LABELS[severity]}:</b>'
-            names = "; ".join(self.esc(hit_text(h)) for h in group)
-            lines.append(f'<p style="{_S["p"]}">{badge} {names}</p>')
-        return lines
-
-    def quote(self, quote: Quote) -> str:
-        box = (
-            f"margin:8px 0;padding:6px 10px;border-left:4px solid {_QUOTE_BORDER[quote.kind]};"
-            "background:#f6f8fa"
-        )
-        under = f" · under “{self.esc(shorten(quote.heading, 120))}”" if quote.heading else ""
-        label = f'<p style="{_S["label"]}">{self.esc(quote_label(quote))}{under}</p>'
-        if quote.kind != "modified" or not quote.segments:
-            style = _S["del"] if quote.kind == "removed" else ""
-            text = self.esc(shorten(quote.text, self.clause_chars))
-            body = f'<p style="{_S["p"]}"><span style="{style}">{text}</span></p>'
-        else:
-            body = (
-                f'<p style="{_S["p"]}">Before: {self.segments(quote.segments, -1)}</p>'
-                f'<p style="{_S["p"]}">After: {self.segments(quote.segments, 1)}</p>'
-            )
-        return f'<div style="{box}">{label}{body}</div>'
-
-    def segments(self, segments: Sequence[tuple[int, str]], sign: int) -> str:
-        style = _S["del"] if sign < 0 else _S["ins"]
-        return "".join(
-            self.esc_inline(text) if op == 0
-            else f'<span style="{style}">{self.esc_inline(text)}</span>'
-            for op, text in side(segments, sign, self.clause_chars)
-        )  # fmt: skip
-
-    def failure(self, failure: FailureNotice) -> str:
-        head = (
-            f'<div style="{_S["section"]}">'
-            f'<h2 style="{_S["h2"]}">{self.esc(failure.platform)} — {self.esc(failure.document)}'
-            f'</h2><p style="{_S["meta"]}">{self.link(failure.url)}</p>'
-        )
-        if failure.recovered_at:
-            return head + (
-                f'<p style="{_S["p"]}">Fetched again on {self.esc(when(failure.recovered_at))}, '
-                f"after failing since {self.esc(when(failure.failing_since))}.</p></div>"
-            )
-        if failure.proposed_selector:
-            return head + (
-                f'<p style="{_S["p"]}">The policy text moved on the page '
-                f"({self.esc(when(failure.relocated_at))}).</p>"
-                f'<p style="{_S["p"]}">Old select: '
-                f"<b>{self.esc(', '.join(failure.old_selectors))}</b> — matches nothing</p>"
-                f'<p style="{_S["p"]}">Proposed select: '
-                f"<b>{self.esc(failure.proposed_selector)}</b></p>"
-                f'<p style="{_S["p"]}">What to do: {self.esc(failure.hint)}</p></div>'
-            )
-        return head + (
-            f'<p style="{_S["p"]}">Failing since {self.esc(when(failure.failing_since))} '
-            f"({failure.failures} runs in a row).</p>"
-            f'<p style="{_S["p"]}">Error: <b>{self.esc(failure.error_class)}</b> — '
-            f"{self.esc(shorten(failure.message, self.clause_chars))}</p>"
-            f'<p style="{_S["p"]}">What to do: {self.esc(failure.hint)}</p></div>'
-        )
-
-    def awaiting(self, content: Content) -> str:
-        items = []
-        for a in content.awaiting:
-            link = f" · {self.link(a.link)}" if a.link else ""
-            items.append(
-                f'<p style="{_S["p"]}">{self.esc(a.platform)} — {self.esc(a.document)} · '
-                f"detected {self.esc(when(a.detected_at))}{link}</p>"
-            )
-        return (
-            f'<div style="{_S["section"]}"><h2 style="{_S["h2"]}">Awaiting your review</h2>'
-            f'<p style="{_S["meta"]}">{self.esc(self.awaiting_text())}</p>{"".join(items)}</div>'
-        )
-
-    def site(self, content: Content) -> str:
-        items = []
-        for notice in content.site:
-            before, name, after = sentence(notice)
-            items.append(
-                f'<p style="{_S["p"]}">{self.esc(before[:1].upper() + before[1:])} '
-                f"<code>{self.esc(name)}</code> {self.esc(after)}"
-                f' <span style="{_S["meta"]}">({self.esc(notice.page)})</span></p>'
-            )
-        link = content.site[0].link
-        more = f'<p style="{_S["p"]}">Agency site page: {self.link(link)}</p>' if link else ""
-        return (
-            f'<div style="{_S["section"]}"><h2 style="{_S["h2"]}">{self.esc(SITE_HEADING)}</h2>'
-            f'{"".join(items)}<p style="{_S["warn"]}">{self.esc(SITE_REMINDER)}</p>{more}</div>'
-        )
-
-    def test(self, content: Content) -> str:
-        return f'<p style="{_S["p"]}">{self.esc(self.test_text(content))}</p>'
-
-    def more(self, omitted: int, report_url: str) -> str:
-        where = f" See {self.link(report_url)}." if report_url else ""
-        return f'<p style="{_S["p"]}">…and {omitted} more, left out to keep this short.{where}</p>'
-
-    def footer(self, content: Content) -> str:
-        return f'<p style="{_S["foot"]}">{self.esc(self.footer_text())}</p>'
-
-    def wrap(self, title: str, body: str) -> str:
-        return (
-            '<!DOCTYPE html><html><head><meta charset="utf-8">'
-            f"<title>{self.esc(title)}</title></head>"
-            f'<body style="{_S["body"]}"><div style="{_S["box"]}">{body}</div></body></html>'
-        )
+    def finish(self, body: str) -> str:
+        return _INLINER.inline(body)
 
 
 # -- Markdown (Teams, Slack, ntfy, json:// ...) ------------------------------------------------
-# Only the subset every target renders: bold, lists, links, paragraphs. Teams' Adaptive Card
-# TextBlock has no headings, tables or block quotes, and needs a blank line for a line break.
 
 # Markdown punctuation that can start emphasis, code, links, tables or headings. With "[" and "]"
 # escaped, "(", ")" and "!" cannot form a link or an image, so they stay readable.
@@ -763,132 +727,48 @@ def md_url(url: str) -> str:
 @dataclass(frozen=True)
 class MarkdownFormat(Format):
     name: str = "markdown"
+    folder: str = "markdown"
+    suffix: str = "md"
 
     def esc(self, text: str) -> str:
         return md_escape(text)
 
+    def environment_options(self) -> dict[str, Any]:
+        # Jinja's autoescaping is HTML's: `finalize` escapes for Markdown instead.
+        return {"autoescape": False, "trim_blocks": True, "lstrip_blocks": True}
+
+    def template(self, name: str, **context: Any) -> str:
+        # Templates end paragraphs with a blank line wherever one may follow; page text holds no
+        # line breaks (`clean`), so every run of blank lines is layout and becomes one.
+        text = super().template(name, **context)
+        while "\n\n\n" in text:  # faster than a regular expression on a long digest
+            text = text.replace("\n\n\n", "\n\n")
+        return text.strip("\n")
+
+    def markup_filters(self) -> dict[str, Callable[..., str]]:
+        return {
+            **super().markup_filters(),
+            "bold": self.bold,
+            "italic": self.italic,
+            "link": self.link,
+            "changed": self.changed,
+        }
+
+    def _escaped(self, text: str) -> str:
+        return text if isinstance(text, Written) else self.esc(text)
+
     def bold(self, text: str) -> str:
-        return f"**{text}**"
+        return Written(f"**{self._escaped(text)}**")
 
     def italic(self, text: str) -> str:
-        return f"_{text}_"
+        return Written(f"_{self._escaped(text)}_")
 
     def link(self, url: str, text: str) -> str:
-        return f"[{self.esc(text)}]({md_url(url)})"
-
-    def header(self, content: Content) -> str:
-        return self.esc(self.intro(content))
-
-    def change(self, change: ChangeNotice) -> str:
-        lines = [
-            f"{self.bold(f'{self.esc(change.platform)} — {self.esc(change.document)}')}: "
-            f"{self.esc(kind_text(change))}, detected {self.esc(when(change.detected_at))}"
-        ]
-        if change.suspect:
-            lines.append("⚠ Drastic change, confirmed by a second fetch: check the page.")
-        if change.note:
-            lines.append(self.italic(self.esc(change.note)))
-        lines.append(f"Changes: {self.esc(counts_text(change.counts))}")
-        for severity, group in grouped_hits(change.categories):
-            names = "; ".join(self.esc(hit_text(h)) for h in group)
-            lines.append(f"{self.bold(SEVERITY_LABELS[severity] + ':')} {names}")
-        quotes = [self.quote(q) for q in change.quotes[: self.quotes]]
-        if quotes:
-            lines.append("\n".join(quotes))
-        if change.link:
-            lines.append(self.link(change.link, "Open the change page"))
-        return "\n\n".join(lines)
-
-    def quote(self, quote: Quote) -> str:
-        label = self.bold(f"{self.esc(quote_label(quote))}:")
-        if quote.kind == "modified" and quote.segments:
-            before = self.side_text(quote.segments, -1)
-            after = self.side_text(quote.segments, 1)
-            return f"- {label} “{before}” → “{after}”"
-        return f"- {label} “{self.esc(shorten(quote.text, self.clause_chars))}”"
-
-    def side_text(self, segments: Sequence[tuple[int, str]], sign: int) -> str:
-        return "".join(
-            self.esc_inline(text) if op == 0 else self.changed(self.esc(text), sign)
-            for op, text in _spaced(side(segments, sign, self.clause_chars // 2))
-        )
+        return Written(f"[{self._escaped(text)}]({md_url(url)})")
 
     def changed(self, text: str, sign: int) -> str:
         # Markdown has no portable "deleted"/"inserted" style: changed words are in bold.
         return self.bold(text)
-
-    def failure(self, failure: FailureNotice) -> str:
-        title = self.bold(f"{self.esc(failure.platform)} — {self.esc(failure.document)}")
-        if failure.recovered_at:
-            return (
-                f"{title}: fetched again on {self.esc(when(failure.recovered_at))}, after "
-                f"failing since {self.esc(when(failure.failing_since))}."
-            )
-        if failure.proposed_selector:
-            return "\n\n".join([
-                f"{title}: the policy text moved on the page "
-                f"({self.esc(when(failure.relocated_at))})",
-                f"Old select: {self.bold(self.esc(', '.join(failure.old_selectors)))} — "
-                "matches nothing",
-                f"Proposed select: {self.bold(self.esc(failure.proposed_selector))}",
-                f"What to do: {self.esc(failure.hint)}",
-                self.link(failure.url, failure.url),
-            ])  # fmt: skip
-        return "\n\n".join([
-            f"{title}: failing since {self.esc(when(failure.failing_since))} "
-            f"({failure.failures} runs in a row)",
-            f"Error: {self.bold(self.esc(failure.error_class))} — "
-            f"{self.esc(shorten(failure.message, self.clause_chars))}",
-            f"What to do: {self.esc(failure.hint)}",
-            self.link(failure.url, failure.url),
-        ])  # fmt: skip
-
-    def awaiting(self, content: Content) -> str:
-        lines = [f"{self.bold('Awaiting your review')}: {self.esc(self.awaiting_text())}"]
-        for a in content.awaiting:
-            link = f" — {self.link(a.link, 'change page')}" if a.link else ""
-            lines.append(f"- {self.esc(a.platform)} — {self.esc(a.document)}, detected "
-                         f"{self.esc(when(a.detected_at))}{link}")  # fmt: skip
-        return "\n".join(lines)
-
-    def site(self, content: Content) -> str:
-        items = []
-        for notice in content.site:
-            before, name, after = sentence(notice)
-            items.append(f"- {self.esc(before[:1].upper() + before[1:])} {self.code(name)} "
-                         f"{self.esc(after)}")  # fmt: skip
-        parts = ["\n".join([self.bold(self.esc(SITE_HEADING)), *items]), self.esc(SITE_REMINDER)]
-        if content.site[0].link:
-            parts.append(self.link(content.site[0].link, "Open the Agency site page"))
-        return "\n\n".join(parts)
-
-    def code(self, name: str) -> str:
-        # Bold, not a code span: backslash escapes do not work inside one, so a name with a
-        # backtick could end it early.
-        return self.bold(self.esc(name))
-
-    def test(self, content: Content) -> str:
-        return self.esc(self.test_text(content))
-
-    def more(self, omitted: int, report_url: str) -> str:
-        where = f" See {self.link(report_url, report_url)}." if report_url else ""
-        return f"…and {omitted} more, left out to fit this channel.{where}"
-
-    def footer(self, content: Content) -> str:
-        return self.esc(self.footer_text())
-
-
-def _spaced(segments: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Move edge spaces of changed segments out of them: `** x**` is not bold in Markdown."""
-    out: list[tuple[int, str]] = []
-    for op, text in segments:
-        if op == 0 or not text.strip():
-            out.append((0, text))
-            continue
-        lead, core, trail = text[: len(text) - len(text.lstrip())], text.strip(), \
-            text[len(text.rstrip()):]  # fmt: skip
-        out.extend([(0, lead), (op, core), (0, trail)])
-    return [(op, t) for op, t in out if t]
 
 
 # -- Plain text (SMS-like targets) -------------------------------------------------------------
@@ -896,7 +776,8 @@ def _spaced(segments: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
 
 @dataclass(frozen=True)
 class TextFormat(MarkdownFormat):
-    """Markdown's wording without its markup; nothing needs escaping in plain text."""
+    """The Markdown templates' wording without their markup; nothing needs escaping in plain
+    text, control and bidirectional characters are still dropped."""
 
     name: str = "text"
 
@@ -904,19 +785,17 @@ class TextFormat(MarkdownFormat):
         return clean(text)
 
     def bold(self, text: str) -> str:
-        return text
+        return Written(self._escaped(text))
 
     def italic(self, text: str) -> str:
-        return text
+        return Written(self._escaped(text))
 
     def link(self, url: str, text: str) -> str:
-        return clean(url) if text == url else f"{clean(text)}: {clean(url)}"
+        return Written(clean(url) if text == url else f"{self._escaped(text)}: {clean(url)}")
 
     def changed(self, text: str, sign: int) -> str:
-        return f"[-{text}-]" if sign < 0 else f"{{+{text}+}}"
-
-    def code(self, name: str) -> str:
-        return f"`{clean(name)}`"
+        text = self._escaped(text)
+        return Written(f"[-{text}-]" if sign < 0 else f"{{+{text}+}}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -937,29 +816,15 @@ def render(
     tag; what is left out is counted in a closing line pointing at the report.
     """
     title = subject(content)
-    sections = _sections(fmt, content)
-    head, foot = fmt.header(content), fmt.footer(content)
+    sections = fmt.sections(content)
     for keep in range(len(sections), -1, -1):
         omitted = len(sections) - keep
-        parts = [head, *sections[:keep]]
-        if omitted:
-            parts.append(fmt.more(omitted, content.report_url))
-        body = fmt.wrap(title, fmt.joiner.join([*parts, foot]))
+        body = fmt.message(content, title, sections[:keep], omitted)
         if budget is None or measure(body) <= budget:
             return Rendered(title, body, fmt.name, truncated=bool(omitted), omitted=omitted)
-    # Not even the header fits: a hard cut of plain wording is the last resort.
-    body = shorten(fmt.header(content), max(budget or 0, 1))
+    # Not even the opening sentence fits: a hard cut of plain wording is the last resort.
+    body = shorten(fmt.esc(intro(content)), max(budget or 0, 1))
     return Rendered(title, body, fmt.name, truncated=True, omitted=len(sections))
-
-
-def _sections(fmt: Format, content: Content) -> list[str]:
-    if content.kind == "digest":
-        awaiting = [fmt.awaiting(content)] if content.awaiting else []
-        site = [fmt.site(content)] if content.site else []
-        return [*(fmt.change(c) for c in content.changes), *site, *awaiting]
-    if content.kind == "alert":
-        return [fmt.failure(f) for f in content.failures]
-    return [fmt.test(content)]
 
 
 def json_length(text: str) -> int:
