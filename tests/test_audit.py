@@ -321,6 +321,8 @@ def test_nightly_audit_finds_cookies_and_third_parties_and_tells_the_pio(
     # The report's page: persistent first, what disappeared and when, linked from the index.
     index = (tmp_path / "reports" / "index.html").read_text()
     assert 'href="agency.html"' in index
+    # The agency's privacy policy is a row like a platform's, asked the privacy questions.
+    assert 'href="platforms/agency.html">Other privacy questions</a>' in index
     report = page_text(tmp_path / "reports" / "agency.html")
     assert "Example Agency: cookies and third parties" in report
     assert "Failing" not in report

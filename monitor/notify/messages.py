@@ -32,7 +32,9 @@ import jinja2.lexer
 from markupsafe import Markup
 
 from monitor.categories import CATEGORIES, SEVERITY_ORDER
-from monitor.notify.site import SiteNotice, subject_text
+from monitor.notify.site import HEADING as SITE_HEADING
+from monitor.notify.site import REMINDER as SITE_REMINDER
+from monitor.notify.site import SiteNotice, sentence, subject_text
 from monitor.report.build import TEMPLATES
 
 SUBJECT_PREFIX = "[TOS monitor]"
@@ -557,6 +559,7 @@ class Section:
 SECTIONS: dict[str, tuple[Section, ...]] = {
     "digest": (
         Section("change", lambda c: c.changes),
+        Section("site", lambda c: (c.site,) if c.site else ()),
         Section("awaiting", lambda c: (c.awaiting,) if c.awaiting else ()),
     ),
     "alert": (Section("failure", lambda c: c.failures),),
@@ -629,11 +632,12 @@ class Format:
         env.filters.update(
             when=when, shorten=shorten, counts_text=counts_text, kind_text=kind_text,
             hits_text=hits_text, quote_label=quote_label, grouped_hits=grouped_hits, side=side,
-            spaced=spaced, **self.markup_filters(),
+            spaced=spaced, sentence=sentence, **self.markup_filters(),
         )  # fmt: skip
         env.globals.update(
             intro=intro, heading=heading, channel_check_text=channel_check_text,
             awaiting_text=AWAITING_TEXT, footer_text=FOOTER_TEXT, severity_labels=SEVERITY_LABELS,
+            site_heading=SITE_HEADING, site_reminder=SITE_REMINDER,
             newline=self.written("\n"),  # a line break the HTML templates' layout rule keeps
         )  # fmt: skip
         return env

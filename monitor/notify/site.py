@@ -1,9 +1,10 @@
 """What the site's reviewer (the PIO, usually) reads about the agency's own pages: one sentence per
 change the nightly site audit found (monitor/audit.py), and the best-practice reminder.
 
-Pure and format-free: a sentence is (before, name, after) so each format can set the cookie name
-or host apart in its own syntax (`<code>` in HTML, bold in Markdown) and escape all three parts
-itself. Names and hosts come from the pages: hostile input, like policy text.
+Pure and format-free: a sentence is (before, name, after) so each format's template
+(templates/email/html/site.html, markdown/site.md) can set the cookie name or host apart in its
+own syntax (`<code>` in HTML, bold in Markdown) and escape all three parts through its filters.
+Names and hosts come from the pages: hostile input, like policy text.
 """
 
 from __future__ import annotations
