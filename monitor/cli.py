@@ -73,8 +73,8 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
     from monitor.run import RunLocked, run_nightly
 
     watchlist = obj.watchlist()
-    if only and only not in watchlist.platforms:
-        known = ", ".join(watchlist.platforms)
+    if only and only not in watchlist.scopes():
+        known = ", ".join(watchlist.scopes())
         click.echo(f"error: --only {only}: no such platform (watchlist has: {known})", err=True)
         sys.exit(EXIT_CONFIG)
     obj.home.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:
         click.echo(display.summary_text(summary))
-    sys.exit(EXIT_FAILURES if summary.failures else EXIT_OK)
+    sys.exit(EXIT_FAILURES if summary.failed else EXIT_OK)
 
 
 @main.command()
@@ -103,9 +103,11 @@ def validate(obj: Context) -> None:
     for warning in check(watchlist):  # notification channels: see docs/notify.md
         click.echo(f"warning: {warning}", err=True)
     documents = sum(1 for _ in watchlist.documents())
+    site = watchlist.agency_site
+    pages = f", {len(site.pages)} agency pages to audit" if site else ""
     click.echo(
         f"{obj.watchlist_path}: ok — {len(watchlist.platforms)} platforms, {documents} documents, "
-        f"{len(watchlist.reviewers)} reviewers"
+        f"{len(watchlist.reviewers)} reviewers{pages}"
     )
 
 
@@ -124,6 +126,19 @@ def history(obj: Context, platform: str, document: str, as_json: bool) -> None:
         click.echo(f"error: no document {platform}/{document} in {obj.home}", err=True)
         sys.exit(EXIT_CONFIG)
     click.echo(json.dumps(entries, indent=2) if as_json else format_history(entries))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def cookies(obj: Context, as_json: bool) -> None:
+    """The agency site's cookies and third parties, as its latest audit found them."""
+    from monitor.audit import format_state, latest_json, site_state
+
+    store = obj.store()
+    click.echo(
+        json.dumps(latest_json(store), indent=2) if as_json else format_state(site_state(store))
+    )
 
 
 @main.command()

@@ -260,6 +260,11 @@ class BrowserFetcher:
                 self.launch_seconds = time.perf_counter() - started
             return self._browser
 
+    async def browser(self) -> Any:
+        """The run's Chromium, started on first use, for a stage that drives browser contexts of
+        its own (the site audit): one browser process per run, whatever needs it."""
+        return await self._ensure_browser()
+
     async def _page(self, document: Document) -> Any:
         key = (document.locale, document.timezone)
         idle = self._idle.setdefault(key, [])
@@ -525,6 +530,13 @@ class FetchPool:
         if render not in self._fetchers:
             self._fetchers[render] = FETCHERS[render](self.settings)
         return self._fetchers[render]
+
+    async def browser(self) -> Any:
+        """The run's one Chromium (see `BrowserFetcher.browser`); raises FetchFailure("browser")
+        when it cannot start."""
+        fetcher = self._fetcher("browser")
+        assert isinstance(fetcher, BrowserFetcher)
+        return await fetcher.browser()
 
     @property
     def launch_seconds(self) -> float:

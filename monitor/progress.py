@@ -7,6 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from monitor.audit import printable
 from monitor.run import DocumentOutcome, RunSummary
 
 
@@ -63,4 +64,21 @@ class RunDisplay:
                 lines.append(f"  baseline {o.document.key}: first version recorded")
         for o in summary.failures:
             lines.append(f"  FAILED   {o.document.key}: {o.error_class}: {o.fetch.message}")
+        lines.extend(site_lines(summary))
         return "\n".join(lines)
+
+
+def site_lines(summary: RunSummary) -> list[str]:
+    """The agency site's audit: one line per change and per failed page."""
+    site = summary.site
+    if not site.audits:
+        return []
+    lines = [f"  site     {len(site.audits)} agency pages audited, {len(site.changes)} changes, "
+             f"{len(site.failures)} failed"]  # fmt: skip
+    for change in site.changes:
+        quiet = " (seen lately: not alerted)" if change.quiet else ""
+        lines.append(f"  site     {printable(change.page)}: {change.kind} "
+                     f"{printable(change.name)}{quiet}")  # fmt: skip
+    for audit in site.failures:
+        lines.append(f"  FAILED   {printable(audit.page)}: {audit.error_class}: {audit.message}")
+    return lines

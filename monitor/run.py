@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.audit import SiteAudit, audit_site
 from monitor.changes import (
     Analysis,
     Recorded,
@@ -33,7 +34,7 @@ from monitor.notify import notify_after_run
 from monitor.relocate import relocate
 from monitor.report import update_after_run
 from monitor.store import Store
-from monitor.watchlist import Document, Watchlist
+from monitor.watchlist import AGENCY_ID, Document, Watchlist
 
 LOCK_NAME = ".tos-monitor.lock"
 
@@ -88,10 +89,16 @@ class RunSummary:
     run_id: int
     outcomes: list[DocumentOutcome] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    site: SiteAudit = field(default_factory=SiteAudit)  # the agency site's audit (monitor/audit)
 
     @property
     def failures(self) -> list[DocumentOutcome]:
         return [o for o in self.outcomes if o.error_class]
+
+    @property
+    def failed(self) -> bool:
+        """A document or an agency page failed: the run exits with status 1."""
+        return bool(self.failures or self.site.failures)
 
     @property
     def changes(self) -> list[DocumentOutcome]:
@@ -129,7 +136,19 @@ class RunSummary:
                     "message": o.fetch.message,
                 }
                 for o in self.failures
+            ]
+            + [
+                {
+                    "platform": AGENCY_ID,
+                    "document": "site-audit",
+                    "page": a.page,
+                    "error": a.error_class,
+                    "message": a.message,
+                }
+                for a in self.site.failures
             ],
+            # [] when nothing changed, and on a page's first audit (its baseline).
+            "site_changes": [c.as_json() for c in self.site.changes],
             "stats": self.stats,
         }
 
@@ -173,6 +192,8 @@ async def _run(
                 progress(outcome)
 
         await asyncio.gather(*(one(d) for d in documents))
+        # The agency's own pages, in the same browser, once the documents are done.
+        summary.site = await audit_site(watchlist, store, run_id, pool, only)
     finally:
         await pool.close()
     summary.outcomes.sort(key=lambda o: o.document.key)
@@ -188,6 +209,8 @@ async def _run(
         "extraction_skipped": sum(
             1 for o in summary.outcomes if o.fetch.page and o.fetch.page.same_as_known
         ),
+        "audit_seconds": summary.site.seconds,
+        "site_pages": len(summary.site.audits),
     }
     store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
     reported = time.perf_counter()

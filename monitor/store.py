@@ -25,7 +25,9 @@ import sqlite_utils
 
 # 2: fetch rows refer to a `fetch_targets` row instead of repeating the document, URL, renderer,
 # locale and time zone, and the visible-text fingerprint moved to the document's row.
-SCHEMA_VERSION = 2
+# 3: the site audit's tables (`site_audits` and the cookies, storage keys, third-party hosts and
+# changes each audit found); added to an existing database without touching its rows.
+SCHEMA_VERSION = 3
 
 TABLES: dict[str, dict[str, Any]] = {
     "runs": {
@@ -133,6 +135,44 @@ TABLES: dict[str, dict[str, Any]] = {
         },
         "pk": ("recipient", "channel"),
     },
+    # The site audit (monitor/audit.py): one row per agency page per night, ok or failed, with
+    # what the browser held after the page settled. Names and attributes only: cookie and
+    # storage values are never read into a row. Nothing here is updated after it is written;
+    # when a cookie appeared and disappeared is read from the audits in order.
+    "site_audits": {
+        "columns": {
+            "id": int, "run_id": int, "page": str, "started_at": str, "duration_ms": int,
+            "final_url": str, "http_status": int, "status": str, "error_class": str,
+            "message": str, "attempts": int, "cookies": int, "persistent": int,
+            "third_parties": int,
+        },
+        "pk": "id",
+    },
+    "site_cookies": {
+        "columns": {
+            "id": int, "audit_id": int, "name": str, "domain": str, "path": str, "party": str,
+            "persistent": int, "expires": float, "lifetime_days": float, "secure": int,
+            "http_only": int, "same_site": str, "set_by": str, "set_by_host": str,
+        },
+        "pk": "id",
+    },
+    "site_storage": {
+        "columns": {"id": int, "audit_id": int, "area": str, "origin": str, "key": str},
+        "pk": "id",
+    },
+    "site_hosts": {
+        "columns": {"id": int, "audit_id": int, "host": str, "types": str, "requests": int},
+        "pk": "id",
+    },
+    # What an audit found different from the page's previous successful one (`quiet`: the same
+    # change was already recorded lately, e.g. a sampled script that comes and goes).
+    "site_changes": {
+        "columns": {
+            "id": int, "run_id": int, "audit_id": int, "page": str, "kind": str, "name": str,
+            "detected_at": str, "details": str, "quiet": int,
+        },
+        "pk": "id",
+    },
 }  # fmt: skip
 
 INDEXES = [
@@ -141,6 +181,13 @@ INDEXES = [
     ("reviews", ["change_id"]),
     ("notify_items", ["recipient", "id"]),
     ("notify_messages", ["recipient", "channel", "id"]),
+    ("site_audits", ["page", "id"]),
+    ("site_audits", ["run_id"]),
+    ("site_cookies", ["audit_id"]),
+    ("site_storage", ["audit_id"]),
+    ("site_hosts", ["audit_id"]),
+    ("site_changes", ["run_id"]),
+    ("site_changes", ["page", "kind", "name"]),
 ]
 # An item is queued once per recipient, however often the run that found it is repeated.
 UNIQUE_INDEXES = [
@@ -497,6 +544,48 @@ class Store:
         if row is None or row[0] is None:
             return None
         return next(self.db.query(f"select * from {FETCH_RECORDS_VIEW} where id = ?", [row[0]]))
+
+    # the site audit ---------------------------------------------------------------------------
+    def add_site_audit(
+        self,
+        audit: dict[str, Any],
+        cookies: list[dict[str, Any]],
+        storage: list[dict[str, Any]],
+        hosts: list[dict[str, Any]],
+    ) -> int:
+        """Record one page's audit whole; call inside `transaction()`."""
+        audit_id = self.insert_row("site_audits", audit)
+        for table, rows in (("site_cookies", cookies), ("site_storage", storage),
+                            ("site_hosts", hosts)):  # fmt: skip
+            if rows:
+                self.db.table(table).insert_all([{**row, "audit_id": audit_id} for row in rows])
+        return audit_id
+
+    def site_audits(self, page: str, ok_only: bool = False) -> list[dict[str, Any]]:
+        """A page's audits, oldest first (only the successful ones with `ok_only`)."""
+        where = "page = ? and status = 'ok'" if ok_only else "page = ?"
+        return list(self.db.table("site_audits").rows_where(where, [page], order_by="id"))
+
+    def last_site_audit(self, page: str, before_id: int | None = None) -> dict[str, Any] | None:
+        """The page's latest successful audit (before audit `before_id`)."""
+        rows = list(
+            self.db.table("site_audits").rows_where(
+                "page = ? and status = 'ok' and id < ?",
+                [page, before_id if before_id is not None else 2**62],
+                order_by="id desc",
+                limit=1,
+            )
+        )
+        return rows[0] if rows else None
+
+    def site_rows(self, table: str, audit_ids: list[int]) -> list[dict[str, Any]]:
+        """Rows of `site_cookies`, `site_storage` or `site_hosts` of these audits, in order."""
+        if table not in ("site_cookies", "site_storage", "site_hosts") or not audit_ids:
+            return []
+        marks = ", ".join("?" for _ in audit_ids)
+        return list(
+            self.db.table(table).rows_where(f"audit_id in ({marks})", audit_ids, order_by="id")
+        )
 
     def run_fetches(self, run_id: int) -> list[dict[str, Any]]:
         """A run's fetches, each whole, read from the run's first fetch id on (a run recorded

@@ -12,12 +12,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import soupsieve
 import yaml
 
 RENDER_MODES = ("browser", "http")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# The agency's own privacy policy is watched as document `privacy-policy` of a platform with this
+# id (`agency/privacy-policy`), so it is fetched, flagged, reported and routed like a platform's;
+# `--only agency` checks it and audits the agency's pages. The id is reserved when the watchlist
+# has an `agency_site`.
+AGENCY_ID = "agency"
+AGENCY_POLICY_ID = "privacy-policy"
 
 
 class WatchlistError(Exception):
@@ -84,12 +91,29 @@ class Settings:
     review_reminder_days: int = 7
 
 
+@dataclass(frozen=True)
+class AgencySite:
+    """The agency's own site (`agency_site`): pages whose cookies and third parties are audited
+    every night (monitor/audit.py), and who reviews what is found there."""
+
+    name: str
+    reviewers: tuple[str, ...]
+    pages: tuple[str, ...]
+    privacy_policy: Document | None = None
+
+
 @dataclass
 class Watchlist:
     path: Path
     settings: Settings = field(default_factory=Settings)
     reviewers: dict[str, Reviewer] = field(default_factory=dict)
     platforms: dict[str, Platform] = field(default_factory=dict)
+    agency_site: AgencySite | None = None
+
+    def scopes(self) -> list[str]:
+        """What `run --only` accepts: platform ids, and `agency` for the agency's own site."""
+        extra = [AGENCY_ID] if self.agency_site and AGENCY_ID not in self.platforms else []
+        return [*self.platforms, *extra]
 
     def documents(self, only: str | None = None) -> Iterator[Document]:
         for platform in self.platforms.values():
@@ -141,7 +165,13 @@ DOCUMENT_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "timeout": ((int, float), "seconds allowed for this document"),
     "min_chars": (int, "texts shorter than this are failures"),
 }
-TOP_KEYS = {"settings", "reviewers", "platforms"}
+AGENCY_SITE_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "the agency's name"),
+    "reviewer": ((str, list), "reviewer id or list of ids (the PIO)"),
+    "pages": (list, "addresses of the agency's pages to audit"),
+    "privacy_policy": ((str, dict), "address of the agency's privacy policy, or a document"),
+}
+TOP_KEYS = {"settings", "reviewers", "platforms", "agency_site"}
 
 
 class _Checker:
@@ -231,13 +261,28 @@ def _build(path: Path, root: yaml.Node) -> Watchlist:
     top = check.mapping(root, "watchlist")
     for key, (key_node, _) in top.items():
         if key not in TOP_KEYS:
-            check.error(key_node, key, "unknown key (known keys: platforms, reviewers, settings)")
+            known = ", ".join(sorted(TOP_KEYS))
+            check.error(key_node, key, f"unknown key (known keys: {known})")
     settings = _settings(check, top.get("settings"))
     reviewers = _reviewers(check, top.get("reviewers"))
     platforms = _platforms(check, top.get("platforms"), settings)
-    if "platforms" not in top:
+    agency = _agency_site(check, top.get("agency_site"), settings)
+    if "platforms" not in top and agency is None:
         check.error(None, "platforms", "missing: list at least one platform to watch")
-    watchlist = Watchlist(path, settings, reviewers, platforms)
+    if agency is not None and AGENCY_ID in platforms:
+        key_node = check.mapping(top["platforms"][1], "platforms")[AGENCY_ID][0]
+        check.error(
+            key_node,
+            f"platforms.{AGENCY_ID}",
+            f"the platform id {AGENCY_ID!r} is reserved for agency_site (its privacy policy is "
+            f"watched as {AGENCY_ID}/{AGENCY_POLICY_ID}): rename this platform",
+        )
+    elif agency is not None and agency.privacy_policy is not None:
+        # Registered like a platform: fetched, flagged, reported and routed as one.
+        platforms[AGENCY_ID] = Platform(
+            AGENCY_ID, agency.name, agency.reviewers, (agency.privacy_policy,)
+        )
+    watchlist = Watchlist(path, settings, reviewers, platforms, agency)
     _check_routing(check, watchlist, top)
     if check.problems:
         raise WatchlistError(check.problems)
@@ -320,46 +365,98 @@ def _documents(
         where = f"platforms.{pid}.documents.{did}"
         if not ID_PATTERN.match(did):
             check.error(key_node, where, "document ids use lower-case letters, digits, - and _")
-        values = check.fields(doc_node, where, DOCUMENT_KEYS)
-        url = values.get("url", "")
-        if "url" not in values:
-            check.error(doc_node, f"{where}.url", "missing: the address of the document")
-        elif not re.match(r"^https?://[^/\s]+", url):
-            check.error(doc_node, f"{where}.url", f"not an http(s) URL: {url!r}")
-        render = values.get("render", "browser")
-        if render not in RENDER_MODES:
-            check.error(doc_node, f"{where}.render", f"must be browser or http, got {render!r}")
-        for key in ("select", "remove"):
-            for selector in _strings(values.get(key)):
-                try:
-                    soupsieve.compile(selector)
-                except soupsieve.SelectorSyntaxError as exc:
-                    message = str(exc).splitlines()[0]
-                    check.error(
-                        doc_node, f"{where}.{key}", f"bad CSS selector {selector!r}: {message}"
-                    )
-        for pattern in _strings(values.get("ignore")):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                check.error(doc_node, f"{where}.ignore", f"bad regular expression: {exc}")
-        documents.append(
-            Document(
-                platform=pid,
-                id=did,
-                name=values.get("name", did.replace("-", " ").title()),
-                url=url,
-                select=_strings(values.get("select")),
-                remove=_strings(values.get("remove")),
-                render=render,
-                locale=values.get("locale", settings.locale),
-                timezone=values.get("timezone", settings.timezone),
-                ignore=_strings(values.get("ignore")),
-                timeout=float(values.get("timeout", settings.timeout)),
-                min_chars=values.get("min_chars", settings.min_chars),
-            )
-        )
+        documents.append(_document(check, pid, did, where, doc_node, settings))
     return tuple(documents)
+
+
+def _document(
+    check: _Checker, pid: str, did: str, where: str, doc_node: yaml.Node, settings: Settings
+) -> Document:
+    values = check.fields(doc_node, where, DOCUMENT_KEYS)
+    url = values.get("url", "")
+    if "url" not in values:
+        check.error(doc_node, f"{where}.url", "missing: the address of the document")
+    elif not _is_web_url(url):
+        check.error(doc_node, f"{where}.url", f"not an http(s) URL: {url!r}")
+    render = values.get("render", "browser")
+    if render not in RENDER_MODES:
+        check.error(doc_node, f"{where}.render", f"must be browser or http, got {render!r}")
+    for key in ("select", "remove"):
+        for selector in _strings(values.get(key)):
+            try:
+                soupsieve.compile(selector)
+            except soupsieve.SelectorSyntaxError as exc:
+                message = str(exc).splitlines()[0]
+                check.error(doc_node, f"{where}.{key}", f"bad CSS selector {selector!r}: {message}")
+    for pattern in _strings(values.get("ignore")):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            check.error(doc_node, f"{where}.ignore", f"bad regular expression: {exc}")
+    return Document(
+        platform=pid,
+        id=did,
+        name=values.get("name", did.replace("-", " ").title()),
+        url=url,
+        select=_strings(values.get("select")),
+        remove=_strings(values.get("remove")),
+        render=render,
+        locale=values.get("locale", settings.locale),
+        timezone=values.get("timezone", settings.timezone),
+        ignore=_strings(values.get("ignore")),
+        timeout=float(values.get("timeout", settings.timeout)),
+        min_chars=values.get("min_chars", settings.min_chars),
+    )
+
+
+def _is_web_url(url: str) -> bool:
+    return bool(re.match(r"^https?://[^/\s]+", url))
+
+
+def _agency_site(
+    check: _Checker, entry: tuple[yaml.Node, yaml.Node] | None, settings: Settings
+) -> AgencySite | None:
+    """`agency_site`: name, reviewer, pages (a list of URLs), privacy_policy (a URL, or a
+    document mapping like a platform's, for a `select` or other keys)."""
+    if entry is None:
+        return None
+    node = entry[1]
+    values = check.fields(node, "agency_site", AGENCY_SITE_KEYS)
+    nodes = check.mapping(node, "agency_site")
+    pages: list[str] = []
+    if "pages" not in nodes:
+        check.error(node, "agency_site.pages", "missing: list the agency pages to audit")
+    elif "pages" in values:
+        pages_node = nodes["pages"][1]
+        items = pages_node.value if isinstance(pages_node, yaml.SequenceNode) else []
+        for n, (item, url) in enumerate(zip(items, values["pages"], strict=True)):
+            if not _is_web_url(url):
+                check.error(item, f"agency_site.pages[{n}]", f"not an http(s) URL: {url!r}")
+            elif url in pages:
+                check.error(item, f"agency_site.pages[{n}]", f"listed twice: {url!r}")
+            else:
+                pages.append(url)
+        if not items:
+            check.error(pages_node, "agency_site.pages", "list at least one page to audit")
+    policy = None
+    if "privacy_policy" in values:
+        policy_node = nodes["privacy_policy"][1]
+        where = "agency_site.privacy_policy"
+        if isinstance(policy_node, yaml.ScalarNode):
+            # A bare URL: a document with every other key at its default.
+            policy_node = yaml.MappingNode(
+                "tag:yaml.org,2002:map",
+                [(yaml.ScalarNode("tag:yaml.org,2002:str", "url"), policy_node)],
+                start_mark=policy_node.start_mark,
+                end_mark=policy_node.end_mark,
+            )
+        policy = _document(check, AGENCY_ID, AGENCY_POLICY_ID, where, policy_node, settings)
+    return AgencySite(
+        name=values.get("name", "Agency site"),
+        reviewers=_strings(values.get("reviewer")),
+        pages=tuple(pages),
+        privacy_policy=policy,
+    )
 
 
 def _check_routing(
@@ -374,20 +471,28 @@ def _check_routing(
             check.error(settings_node, f"settings.{key}", f"unknown reviewer {rid!r}")
     platforms_node = top["platforms"][1] if "platforms" in top else None
     nodes = check.mapping(platforms_node, "platforms") if platforms_node is not None else {}
-    for platform in watchlist.platforms.values():
-        node = nodes[platform.id][1] if platform.id in nodes else None
-        for rid in platform.reviewers:
+    routes = [
+        (f"platforms.{p.id}", nodes[p.id][1] if p.id in nodes else None, p.reviewers)
+        for p in watchlist.platforms.values()
+        if p.id in nodes  # the agency's pseudo-platform is checked as agency_site
+    ]
+    if watchlist.agency_site is not None:
+        site_node = top["agency_site"][1]
+        # The reviewer's own line, if it has one (read without re-checking the mapping).
+        pairs = site_node.value if isinstance(site_node, yaml.MappingNode) else []
+        node = next((v for k, v in pairs if k.value == "reviewer"), site_node)
+        routes.append(("agency_site", node, watchlist.agency_site.reviewers))
+    for where, node, reviewers in routes:
+        for rid in reviewers:
             if rid not in known:
                 names = ", ".join(sorted(known)) or "none defined"
                 check.error(
-                    node,
-                    f"platforms.{platform.id}.reviewer",
-                    f"unknown reviewer {rid!r} (reviewers: {names})",
+                    node, f"{where}.reviewer", f"unknown reviewer {rid!r} (reviewers: {names})"
                 )
-        if not platform.reviewers and not watchlist.settings.default_reviewer:
+        if not reviewers and not watchlist.settings.default_reviewer:
             check.error(
                 node,
-                f"platforms.{platform.id}.reviewer",
+                f"{where}.reviewer",
                 "missing: no reviewer and no settings.default_reviewer, "
                 "so its changes would reach nobody",
             )
@@ -397,6 +502,25 @@ def reviewers_for(watchlist: Watchlist, platform_id: str) -> tuple[str, ...]:
     platform = watchlist.platforms[platform_id]
     if platform.reviewers:
         return platform.reviewers
+    default = watchlist.settings.default_reviewer
+    return (default,) if default else ()
+
+
+def page_label(url: str) -> str:
+    """ "the home page" for a site's root, else "the page /path": how a reader names a page."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/") and not parts.query:
+        return "the home page"
+    return f"the page {parts.path}{'?' + parts.query if parts.query else ''}"
+
+
+def site_reviewers(watchlist: Watchlist) -> tuple[str, ...]:
+    """Who hears about the agency site's cookies and third parties (the PIO, usually)."""
+    site = watchlist.agency_site
+    if site is None:
+        return ()
+    if site.reviewers:
+        return site.reviewers
     default = watchlist.settings.default_reviewer
     return (default,) if default else ()
 

@@ -25,14 +25,17 @@ class Route:
     status: int = 200
     content_type: str = "text/html; charset=utf-8"
     delay: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
+    # A list of pairs may repeat a header (several Set-Cookie lines).
+    headers: dict[str, str] | list[tuple[str, str]] = field(default_factory=dict)
 
 
 class PageServer:
     """Serves `routes[path]`; unknown paths are 404. A list of routes is served in turn, its last
-    one from then on (a page that fails first and recovers). Counts hits per path."""
+    one from then on (a page that fails first and recovers). Counts hits per path. `host` is a
+    loopback address (127.0.0.2 plays a third party to pages on 127.0.0.1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route | list[Route]] = {}
         self.hits: dict[str, int] = {}
         server = self
@@ -54,7 +57,8 @@ class PageServer:
                     self.send_response(route.status)
                     self.send_header("Content-Type", route.content_type)
                     self.send_header("Content-Length", str(len(body)))
-                    for key, value in route.headers.items():
+                    pairs = route.headers
+                    for key, value in pairs.items() if isinstance(pairs, dict) else pairs:
                         self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(body)
@@ -64,14 +68,14 @@ class PageServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def page(self, path: str, body: str, **kwargs: object) -> None:
         self.routes[path] = Route(body.encode("utf-8"), **kwargs)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from monitor import review
 from monitor.notify import deliver as notify
 from monitor.notify import messages
+from monitor.notify.site import SiteNotice
 from monitor.run import run_nightly
 from monitor.store import Store
 from monitor.watchlist import load
@@ -435,7 +436,7 @@ HOSTILE = ('<img src=x onerror=alert(1)> **bold** [click](https://evil.example/)
 
 
 def _hostile_contents() -> list[messages.Content]:
-    """A digest and an alert with hostile page text in every field that can hold it."""
+    """Digests and an alert with hostile page text in every field that can hold it."""
     flags = {
         "added": [{"text": f"Added {HOSTILE}", "categories": ["ad-tracking"],
                    "heading": f"Heading {HOSTILE}"}],
@@ -462,9 +463,20 @@ def _hostile_contents() -> list[messages.Content]:
         messages.HINTS["relocated"], proposed_selector=f"main {HOSTILE}",
         old_selectors=(HOSTILE,), relocated_at="2026-11-24T03:00:00Z",
     )  # fmt: skip
+    # The agency site's section: cookie names, hosts and what set a cookie come from the pages.
+    cookie = SiteNotice(
+        HOSTILE, "https://agency.example.gov/", "new-cookie", HOSTILE,
+        {"persistent": True, "lifetime_days": 395, "party": "third-party",
+         "set_by": f"response from {HOSTILE}"}, "2026-11-24T03:00:00Z", f"{REPORT_URL}agency.html",
+    )  # fmt: skip
+    host = SiteNotice(
+        HOSTILE, "https://agency.example.gov/services", "new-third-party", HOSTILE,
+        {"types": [HOSTILE]}, "2026-11-24T03:00:00Z", f"{REPORT_URL}agency.html",
+    )  # fmt: skip
     return [
         messages.Content("digest", HOSTILE, changes=(change,), report_url=REPORT_URL,
-                         awaiting=(awaiting,)),
+                         awaiting=(awaiting,), site=(cookie, host)),
+        messages.Content("digest", HOSTILE, report_url=REPORT_URL, site=(cookie, host)),
         messages.Content("alert", HOSTILE, failures=(failing, moved)),
         messages.Content("test", HOSTILE, channel=HOSTILE),
     ]  # fmt: skip
@@ -494,6 +506,10 @@ def test_every_format_escapes_page_text_in_every_field(fmt: str) -> None:
             assert all(url.startswith(("https://example.com/", REPORT_URL)) for url in links)
             if content.kind == "alert":  # a link's text is escaped too (here, the address)
                 assert "[https://example.com/d?a=\\*b\\*](https://example.com/d?a=*b*)" in body
+        for notice in content.site:  # each cookie name and host is shown, escaped, set apart
+            name = messages.FORMATS[fmt].esc(notice.name)
+            assert {"html": f"<code>{name}</code>", "text": f" {name} "}.get(fmt, f"**{name}**") \
+                in body  # fmt: skip
 
 
 def test_email_css_is_inlined_from_the_template_style_block() -> None:

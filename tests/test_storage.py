@@ -20,7 +20,7 @@ from monitor.changes import comparison_sha
 from monitor.extract import extract_reduced
 from monitor.fetch import BrowserFetcher, FetchPool, now_utc
 from monitor.run import DocumentOutcome, _process, _register
-from monitor.store import Store, sha256_text
+from monitor.store import SCHEMA_VERSION, Store, sha256_text
 from monitor.watchlist import Document, Platform, Settings, Watchlist
 from tests.conftest import make_watchlist, run_cli
 from tests.sites import PageServer, Route, policy_page
@@ -297,7 +297,7 @@ def test_an_old_database_opens_migrates_and_keeps_every_row_as_it_was(
     before = fetch_rows(tmp_path)
 
     store = Store(tmp_path)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     fetches = store.fetches(facebook.key)
     assert [f["outcome"] for f in fetches] == ["baseline", "unchanged"]
     assert all(f["url"] == facebook.url and f["locale"] == "en-US" for f in fetches)

@@ -42,8 +42,9 @@ import yaml
 
 from monitor.notify import messages
 from monitor.notify.messages import Content, Profile, Rendered
+from monitor.notify.site import SiteNotice, site_notice
 from monitor.store import Store
-from monitor.watchlist import Reviewer, Watchlist, reviewers_for
+from monitor.watchlist import Reviewer, Watchlist, page_label, reviewers_for, site_reviewers
 
 log = logging.getLogger(__name__)
 
@@ -350,9 +351,27 @@ def enqueue(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
                     "change_id": row["id"], "document_key": row["document_key"],
                     "run_id": run_id, "created_at": now,
                 })  # fmt: skip
+        added += _enqueue_site_changes(store, watchlist, run_id, now)
         added += _enqueue_failures(store, watchlist, run_id, now)
+        added += _enqueue_site_failures(store, watchlist, run_id, now)
         added += _enqueue_relocations(store, watchlist, run_id, now)
         added += _enqueue_reminders(store, watchlist, run_id, now)
+    return added
+
+
+def _enqueue_site_changes(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
+    """The agency site's cookie and third-party changes of this run, for the site's reviewers
+    (a quiet one, the same change recorded lately, is in the records and the report only)."""
+    added = 0
+    for row in store.db.query(
+        "select id, page from site_changes where run_id = ? and not quiet order by id", [run_id]
+    ):
+        for rid in site_reviewers(watchlist):
+            added += _add_item(store, {
+                "recipient": rid, "kind": "site-change", "ref": f"site-change:{row['id']}",
+                "run_id": run_id, "created_at": now,
+                "details": json.dumps({"site_change_id": row["id"], "page": row["page"]}),
+            })  # fmt: skip
     return added
 
 
@@ -444,6 +463,53 @@ def _enqueue_failures(store: Store, watchlist: Watchlist, run_id: int, now: str)
     return added
 
 
+def _enqueue_site_failures(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
+    """Agency pages are alerted like documents: to the admin once a page has failed on
+    `failure_alert_after` audits in a row (once per streak), and again when it loads again."""
+    admin, site = watchlist.settings.admin, watchlist.agency_site
+    if not admin or site is None:
+        return 0
+    added = 0
+    for page in site.pages:
+        audits = store.site_audits(page)
+        streak = []
+        for audit in reversed(audits):
+            if audit["status"] == "ok":
+                break
+            streak.append(audit)
+        if not streak:
+            added += _enqueue_site_recoveries(store, page, audits, run_id, now)
+            continue
+        if len(streak) < watchlist.settings.failure_alert_after:
+            continue
+        last, since = streak[0], streak[-1]["started_at"]
+        details = {"page": page, "failing_since": since, "failures": len(streak),
+                   "error_class": last["error_class"] or "", "message": last["message"] or "",
+                   "http_status": last["http_status"]}  # fmt: skip
+        added += _add_item(store, {
+            "recipient": admin, "kind": "failure", "ref": f"site-failure:{page}@{since}",
+            "run_id": run_id, "created_at": now, "details": json.dumps(details),
+        })  # fmt: skip
+    return added
+
+
+def _enqueue_site_recoveries(
+    store: Store, page: str, audits: list[dict[str, Any]], run_id: int, now: str
+) -> int:
+    added = 0
+    for item in store.db.query(
+        "select recipient, ref, details from notify_items where kind = 'failure' and ref like ?",
+        [f"site-failure:{page}@%"],
+    ):
+        details = {**json.loads(item["details"]), "recovered_at": audits[-1]["started_at"]}
+        added += _add_item(store, {
+            "recipient": item["recipient"], "kind": "recovered",
+            "ref": item["ref"].replace("site-failure:", "site-recovered:", 1),
+            "run_id": run_id, "created_at": now, "details": json.dumps(details),
+        })  # fmt: skip
+    return added
+
+
 def _failure_item(
     store: Store, admin: str, doc: dict[str, Any], run_id: int, now: str
 ) -> dict[str, Any]:
@@ -520,6 +586,7 @@ def pending_items(store: Store, recipient: str, channel: str) -> list[dict[str, 
 KIND_OF_ITEM = {
     "change": "digest",
     "reminder": "digest",
+    "site-change": "digest",
     "failure": "alert",
     "recovered": "alert",
     "relocated": "alert",
@@ -539,8 +606,9 @@ def build_content(
                                          for h in c.categories), default=9), c.title))  # fmt: skip
         shown = {c.change_id for c in changes}
         awaiting = [a for a in _awaiting(store, items, report_url) if a.change_id not in shown]
+        site = _site_changes(store, watchlist, items, report_url)
         return Content("digest", name, changes=tuple(changes), report_url=report_url,
-                       awaiting=tuple(awaiting))  # fmt: skip
+                       awaiting=tuple(awaiting), site=tuple(site))  # fmt: skip
     failures = [_failure(store, item) for item in items]
     return Content("alert", name, failures=tuple(failures), report_url=report_url)
 
@@ -556,6 +624,26 @@ def _change(store: Store, item: dict[str, Any], report_url: str) -> messages.Cha
         version = store.version(change["to_version_id"])
         reverted_to = version.first_seen if version else ""
     return messages.change_notice(change, document, report_url, reverted_to)
+
+
+def _site_changes(
+    store: Store, watchlist: Watchlist, items: Sequence[dict[str, Any]], report_url: str
+) -> list[SiteNotice]:
+    """The agency site changes the `site-change` items name, persistent cookies first."""
+    ids = [json.loads(i.get("details") or "{}").get("site_change_id") for i in items
+           if i["kind"] == "site-change"]  # fmt: skip
+    ids = [i for i in ids if isinstance(i, int)]
+    if not ids:
+        return []
+    site = watchlist.agency_site.name if watchlist.agency_site else "Agency site"
+    rows = store.db.table("site_changes").rows_where(
+        f"id in ({', '.join('?' for _ in ids)})", ids, order_by="id"
+    )
+    notices = [site_notice(row, site, report_url) for row in rows]
+    order = {"new-cookie": 0, "cookie-lifetime-changed": 1, "new-third-party": 2,
+             "cookie-gone": 3, "third-party-gone": 4}  # fmt: skip
+    return sorted(notices, key=lambda n: (not (n.kind == "new-cookie" and n.persistent),
+                                          order.get(n.kind, 9)))  # fmt: skip
 
 
 def _awaiting(
@@ -605,6 +693,19 @@ def _failure(store: Store, item: dict[str, Any]) -> messages.FailureNotice:
             relocated_at=details.get("relocated_at") or "",
         )
     error_class, message = details.get("error_class", ""), details.get("message", "")
+    if details.get("page"):  # an agency page of the site audit, not a document
+        return messages.FailureNotice(
+            document_key="",
+            platform="Agency site",
+            document=page_label(details["page"]),
+            url=details["page"],
+            failing_since=details.get("failing_since", ""),
+            failures=int(details.get("failures") or 0),
+            error_class=error_class,
+            message=message,
+            hint=messages.failure_hint(error_class, message, details.get("http_status")),
+            recovered_at=details.get("recovered_at", "") if item["kind"] == "recovered" else "",
+        )
     return messages.FailureNotice(
         document_key=item["document_key"],
         platform=doc.get("platform_name") or doc.get("platform") or item["document_key"],
@@ -934,7 +1035,10 @@ def _item_label(item: dict[str, Any]) -> str:
     if item["kind"] == "reminder":
         n = len(json.loads(item.get("details") or "{}").get("change_ids", []))
         return f"reminder ({n} change{'' if n == 1 else 's'} awaiting review)"
-    return f"{item['kind']} {item['document_key']}"
+    if item["kind"] == "site-change":
+        return f"agency site change ({json.loads(item.get('details') or '{}').get('page', '')})"
+    what = item["document_key"] or json.loads(item.get("details") or "{}").get("page", "")
+    return f"{item['kind']} {what}"
 
 
 def check(watchlist: Watchlist, env: dict[str, str] | None = None) -> list[str]:

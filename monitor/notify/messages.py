@@ -32,6 +32,9 @@ import jinja2.lexer
 from markupsafe import Markup
 
 from monitor.categories import CATEGORIES, SEVERITY_ORDER
+from monitor.notify.site import HEADING as SITE_HEADING
+from monitor.notify.site import REMINDER as SITE_REMINDER
+from monitor.notify.site import SiteNotice, sentence, subject_text
 from monitor.report.build import TEMPLATES
 
 SUBJECT_PREFIX = "[TOS monitor]"
@@ -136,6 +139,7 @@ class Content:
     report_url: str = ""
     awaiting: tuple[AwaitingNotice, ...] = ()  # digest: changes still awaiting review
     channel: str = ""  # for test messages: which channel this is
+    site: tuple[SiteNotice, ...] = ()  # digest: the agency site's cookie and third-party changes
 
 
 @dataclass(frozen=True)
@@ -410,6 +414,11 @@ def subject(content: Content) -> str:
 
 def _digest_subject(content: Content) -> str:
     changes = content.changes
+    if content.site:
+        site = subject_text(content.site)
+        if not changes:
+            return f"{SUBJECT_PREFIX} {site}"
+        return f"{_digest_subject(Content(**{**content.__dict__, 'site': ()}))}; {site}"
     if not changes:
         n = len(content.awaiting)
         return f"{SUBJECT_PREFIX} {n} change{'' if n == 1 else 's'} awaiting your review"
@@ -470,6 +479,9 @@ FOOTER_TEXT = (
 
 def intro(content: Content) -> str:
     """The sentence that opens a message: what it is about and why it came."""
+    if content.kind == "digest" and content.site and not content.changes:
+        return f"The nightly audit of {content.site[0].site}'s own pages found changes to " \
+            "the cookies they set and the third parties they call."  # fmt: skip
     if content.kind == "digest" and not content.changes:
         n = len(content.awaiting)
         docs = "1 change" if n == 1 else f"{n} changes"
@@ -495,6 +507,8 @@ def intro(content: Content) -> str:
 
 def heading(content: Content) -> str:
     """The e-mail's title line (before "for <recipient>")."""
+    if content.kind == "digest" and content.site and not content.changes:
+        return "Agency site changes"
     if content.kind == "digest":
         return "Policy changes" if content.changes else "Awaiting your review"
     if content.kind == "alert":
@@ -545,6 +559,7 @@ class Section:
 SECTIONS: dict[str, tuple[Section, ...]] = {
     "digest": (
         Section("change", lambda c: c.changes),
+        Section("site", lambda c: (c.site,) if c.site else ()),
         Section("awaiting", lambda c: (c.awaiting,) if c.awaiting else ()),
     ),
     "alert": (Section("failure", lambda c: c.failures),),
@@ -617,11 +632,12 @@ class Format:
         env.filters.update(
             when=when, shorten=shorten, counts_text=counts_text, kind_text=kind_text,
             hits_text=hits_text, quote_label=quote_label, grouped_hits=grouped_hits, side=side,
-            spaced=spaced, **self.markup_filters(),
+            spaced=spaced, sentence=sentence, **self.markup_filters(),
         )  # fmt: skip
         env.globals.update(
             intro=intro, heading=heading, channel_check_text=channel_check_text,
             awaiting_text=AWAITING_TEXT, footer_text=FOOTER_TEXT, severity_labels=SEVERITY_LABELS,
+            site_heading=SITE_HEADING, site_reminder=SITE_REMINDER,
             newline=self.written("\n"),  # a line break the HTML templates' layout rule keeps
         )  # fmt: skip
         return env

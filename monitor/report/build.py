@@ -10,6 +10,7 @@ Pages (all plain files that work from file:// or any web server; see docs/report
     changes/<id>.html                   one change: header, flags, inline / side-by-side diff
     versions/<id>.html                  the full text of one version
     platforms/<platform>.html           the reviewer checklist of a platform
+    agency.html                         the agency's own pages: cookies and third parties
     assets/report.css, assets/report.js copied from templates/assets/
 
 Policy text is hostile input: it only ever reaches a page through Jinja2 with autoescape on, and
@@ -53,6 +54,9 @@ from monitor.report.data import (
     load_text,
 )
 from monitor.report.diffview import diff_view, heading_level, text_runs
+from monitor.report.site import PAGE as AGENCY_PAGE
+from monitor.report.site import context as agency_context
+from monitor.report.site import load_agency
 from monitor.report.svg import TimelineEvent, parse_time, sparkline, timeline
 from monitor.report.write import BuildStats, SiteWriter, write_atomic
 from monitor.store import Store
@@ -200,6 +204,7 @@ class Builder:
         self.store = store
         self.out = store.home / REPORT_DIR
         self.site: Site = load_site(store)
+        self.agency = load_agency(store)  # None until the agency site was audited
         self.writer = SiteWriter(self.out, stats)
         self.cache = ChecklistCache(self.out / CACHE_DIR)
         self.now = now or datetime.now(UTC)
@@ -324,8 +329,15 @@ class Builder:
             pending=pending[:PENDING_ON_INDEX],
             pending_total=len(pending),
             failing=[d for d in documents if d.failing],
+            agency=self.agency,
             generated=self.generated,
         )
+
+    def agency_page(self) -> None:
+        if self.agency is not None:
+            self.render(
+                AGENCY_PAGE, AGENCY_PAGE, **agency_context(self.agency), generated=self.generated
+            )
 
     def platform_sparkline(self, platform: PlatformInfo) -> Any:
         times = [parse_time(c.detected_at) for d in platform.documents for c in d.changes]
@@ -463,6 +475,7 @@ def _render_all(builder: Builder, workers: int) -> None:
         builder.document(document)
     for platform in site.platforms.values():
         builder.platform(platform)
+    builder.agency_page()
     builder.index()
 
 
@@ -540,6 +553,7 @@ def update_site(store: Store, run_id: int, now: datetime | None = None) -> Build
             platforms.add(document.platform)
         for platform in sorted(platforms):
             builder.platform(builder.site.platforms[platform])
+        builder.agency_page()  # every run audits the site: a page left alone if its bytes match
         builder.index()
         builder.cache.save()
         return _record_stats(out, stats)
