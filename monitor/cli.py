@@ -95,6 +95,35 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.pass_obj
+def browser(obj: Context) -> None:
+    """Print the Chromium a run will use; exit 1 if there is none (setup.sh asks this)."""
+    import os
+
+    from monitor.fetch import FetchFailure, find_chromium
+    from monitor.watchlist import Settings
+
+    # The watchlist's `chromium` setting wins when there is a watchlist; setup.sh runs before one
+    # may be valid, so a missing or broken one means the defaults.
+    try:
+        settings = load(obj.watchlist_path).settings
+    except (WatchlistError, OSError):
+        settings = Settings()
+    try:
+        found = find_chromium(settings)
+    except FetchFailure as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILURES)
+    if found is None:
+        click.echo("Playwright's own Chromium (installed with 'playwright install chromium')")
+        return
+    if not (os.path.isfile(found) and os.access(found, os.X_OK)):
+        click.echo(f"error: the Chromium set, {found}, is not a program", err=True)
+        sys.exit(EXIT_FAILURES)
+    click.echo(found)
+
+
+@main.command()
+@click.pass_obj
 def validate(obj: Context) -> None:
     """Check the watchlist without fetching anything."""
     from monitor.notify import check

@@ -59,9 +59,9 @@ from monitor.report.site import context as agency_context
 from monitor.report.site import load_agency
 from monitor.report.svg import TimelineEvent, parse_time, sparkline, timeline
 from monitor.report.write import BuildStats, SiteWriter, write_atomic
+from monitor.resources import TEMPLATES
 from monitor.store import Store
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 REPORT_DIR = "reports"
 CACHE_DIR = ".cache"
 LAST_BUILD = "last-build.json"
@@ -122,7 +122,8 @@ def site_fingerprint() -> str:
     digest = hashlib.sha256()
     files = sorted(TEMPLATES.rglob("*")) + sorted(Path(__file__).parent.glob("*.py"))
     for path in files:
-        if path.is_file():
+        # Python's caches are no template (an installed monitor/_templates may hold them).
+        if path.is_file() and "__pycache__" not in path.parts:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
