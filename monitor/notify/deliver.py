@@ -43,6 +43,7 @@ import yaml
 from monitor.notify import messages
 from monitor.notify.messages import Content, Profile, Rendered
 from monitor.notify.site import SiteNotice, site_notice
+from monitor.pause import pause_at
 from monitor.store import Store
 from monitor.watchlist import Reviewer, Watchlist, page_label, reviewers_for, site_reviewers
 
@@ -339,8 +340,10 @@ def enqueue(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
     with store.transaction():
         for row in store.db.query(
             "select c.id, c.document_key, c.quiet, d.platform from changes c "
-            "join documents d on d.key = c.document_key where c.run_id = ? order by c.id",
-            [run_id],
+            "join documents d on d.key = c.document_key where c.run_id in "
+            "(select value from json_each(?)) order by c.id",
+            # Also the changes of runs killed before their alerts went out.
+            [json.dumps(store.unreported_runs(run_id))],
         ):
             # A quiet change is a repeat flip between two texts already reported once.
             if row["quiet"] or row["platform"] not in watchlist.platforms:
@@ -805,6 +808,7 @@ def deliver(
             "chars": len(rendered.body), "truncated": int(rendered.truncated),
             "attempts": 0, "status": "sending",
         }).last_rowid or 0)  # fmt: skip
+    pause_at("notify")
     error, attempts = "", 0
     for attempts in range(1, TRIES + 1):
         error = send_once(channel, rendered, attach)
