@@ -95,6 +95,20 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.pass_obj
+def demo(obj: Context) -> None:
+    """The whole flow offline in about a minute: bundled real policy versions served on
+    127.0.0.1, several nights, the report, and a reviewer's digest in HOME/outbox/."""
+    from monitor.demo import DemoError, run_demo
+
+    try:
+        run_demo(obj.home, say=click.echo)
+    except DemoError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+@main.command()
+@click.pass_obj
 def browser(obj: Context) -> None:
     """Print the Chromium a run will use; exit 1 if there is none (setup.sh asks this)."""
     import os
