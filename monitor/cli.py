@@ -94,14 +94,31 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.pass_obj
-def demo(obj: Context) -> None:
+@click.option(
+    "--home",
+    "demo_home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A new folder for the demo (default: the global --home if given, else tos-monitor-demo).",
+)
+@click.pass_context
+def demo(ctx: click.Context, demo_home: Path | None) -> None:
     """The whole flow offline in about a minute: bundled real policy versions served on
     127.0.0.1, several nights, the report, and a reviewer's digest in HOME/outbox/."""
-    from monitor.demo import DemoError, run_demo
+    from click.core import ParameterSource
 
+    from monitor.demo import DEFAULT_HOME, DemoError, run_demo
+
+    if demo_home is None:
+        # The global --home only when it was asked for: its default, the current folder, may be
+        # a clone or an agency's home, which the demo must not fill.
+        given = ctx.parent is not None and ctx.parent.get_parameter_source("home") in (
+            ParameterSource.COMMANDLINE,
+            ParameterSource.ENVIRONMENT,
+        )
+        demo_home = ctx.obj.home if given else Path(DEFAULT_HOME)
     try:
-        run_demo(obj.home, say=click.echo)
+        run_demo(demo_home, say=click.echo)
     except DemoError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)

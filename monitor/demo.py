@@ -27,6 +27,8 @@ import yaml
 from monitor.resources import data_dir
 
 REVIEWER = "privacy-team"
+DEFAULT_HOME = "tos-monitor-demo"
+WATCHLIST_MARK = "# Written by `tos-monitor demo`"
 # The demo's pages are on 127.0.0.1; any other name fails inside Chromium, never on the network.
 RESOLVER_RULES = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
 
@@ -175,18 +177,20 @@ def run_demo(home: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     from monitor.store import Store
     from monitor.watchlist import load
 
-    home.mkdir(parents=True, exist_ok=True)
     if (home / "monitor.db").exists():
         # Demo nights added to real records would be a lie in them.
         raise DemoError(f"{home} already holds records (monitor.db); give the demo a new folder")
+    watchlist_path = home / "watchlist.yaml"
+    if watchlist_path.exists() and not watchlist_path.read_text().startswith(WATCHLIST_MARK):
+        raise DemoError(f"{home} has a watchlist.yaml of its own; give the demo a new folder")
+    home.mkdir(parents=True, exist_ok=True)
     changes = 0
     with demo_site() as site:
-        path = home / "watchlist.yaml"
-        path.write_text(
-            "# Written by `tos-monitor demo`: its pages were served from this machine.\n"
+        watchlist_path.write_text(
+            f"{WATCHLIST_MARK}: its pages were served from this machine.\n"
             + yaml.safe_dump(watchlist_data(site, home), sort_keys=False)
         )
-        watchlist = load(path)
+        watchlist = load(watchlist_path)
         for night, (what, _) in enumerate(NIGHTS):
             site.show(night)
             summary = run_nightly(watchlist, home)

@@ -15,7 +15,7 @@ def test_demo_records_real_changes_builds_the_report_and_writes_the_digest(
     tmp_path: Path,
 ) -> None:
     home = tmp_path / "demo"
-    result = run_cli(tmp_path, "--home", str(home), "demo", timeout=600)
+    result = run_cli(tmp_path, "demo", "--home", str(home), timeout=600)
     assert result.returncode == 0, result.stderr
 
     # The amendments and the flip are changes; the noise night and the baselines are not.
@@ -58,6 +58,12 @@ def test_demo_records_real_changes_builds_the_report_and_writes_the_digest(
     assert any(str(report) in line for line in tail)
     assert any(str(outbox[1]) in line for line in tail)
 
-    # A folder that holds records is never filled with demo nights.
+    # A folder that holds records, or a watchlist of its own, is never filled with demo nights.
     again = run_cli(tmp_path, "--home", str(home), "demo")
     assert again.returncode == 2 and "already holds records" in again.stderr
+    agency = tmp_path / "agency"
+    agency.mkdir()
+    (agency / "watchlist.yaml").write_text("settings: {}\n")
+    refused = run_cli(tmp_path, "demo", "--home", str(agency))
+    assert refused.returncode == 2 and "watchlist.yaml of its own" in refused.stderr
+    assert (agency / "watchlist.yaml").read_text() == "settings: {}\n"
