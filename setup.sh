@@ -3,28 +3,22 @@
 # --test, the test tools), and a Chromium for the browser fetches.
 #   ./setup.sh          install for nightly use
 #   ./setup.sh --test   install for development and tests
-# Chromium: an existing one is used (TOS_MONITOR_CHROMIUM, Playwright's, or the system's); otherwise
-# Debian/Ubuntu's package is installed with apt-get, and failing that Playwright's own download.
+# Chromium: the product itself says which one it will use (`tos-monitor browser`, the same
+# `monitor.fetch.find_chromium` every run uses); when it finds none, Debian/Ubuntu's
+# chromium-headless-shell is installed with apt-get, and failing that Playwright's own download.
 set -euo pipefail
 cd "$(dirname "$0")"
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
-have_chromium() {
-  [ -n "${TOS_MONITOR_CHROMIUM:-}" ] && [ -x "${TOS_MONITOR_CHROMIUM}" ] && return 0
-  [ -x /usr/lib/chromium/chromium-headless-shell ] && return 0
-  [ -x /usr/lib/chromium/chromium ] && return 0
-  command -v chromium >/dev/null 2>&1 && return 0
-  compgen -G "${PLAYWRIGHT_BROWSERS_PATH:-$HOME/.cache/ms-playwright}/chromium-*/chrome-linux*/chrome" \
-    >/dev/null && return 0
-  return 1
-}
+# Prints the browser a run will use; fails when there is none.
+browser() { .venv/bin/tos-monitor --home . browser 2>/dev/null; }
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".${extras}"
 
-if ! have_chromium; then
+if ! found="$(browser)"; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -37,6 +31,10 @@ if ! have_chromium; then
     echo "setup: no system Chromium; trying Playwright's own download" >&2
     .venv/bin/playwright install chromium
   fi
+  found="$(browser)" || {
+    .venv/bin/tos-monitor --home . browser || true
+    echo "setup: no Chromium could be installed; see README 'Chromium'" >&2
+    exit 1
+  }
 fi
-have_chromium || { echo "setup: no Chromium could be installed; see README 'Chromium'" >&2; exit 1; }
-echo "setup: ready (.venv/bin/tos-monitor)" >&2
+echo "setup: ready (.venv/bin/tos-monitor; Chromium: $found)" >&2

@@ -17,6 +17,7 @@ from typing import Any
 
 from monitor.diff import diff_texts
 from monitor.flag import change_flags
+from monitor.pause import pause_at
 from monitor.store import Store, Version, sha256_text
 from monitor.watchlist import Document
 
@@ -125,6 +126,7 @@ def record_text(
     files = store.write_snapshot(
         document.platform, document.id, snapshot_stamp(fetched_at), text, raw
     )
+    pause_at("snapshot-written")
     with store.transaction():
         version_id = store.add_version(
             {
@@ -139,6 +141,7 @@ def record_text(
                 **files,
             }
         )
+        pause_at("transaction")
         if current is None:
             _set_current(store, document, version_id, fetched_at, changed=False)
             return Recorded("baseline", version_id)

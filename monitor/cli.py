@@ -94,6 +94,66 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--home",
+    "demo_home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A new folder for the demo (default: the global --home if given, else tos-monitor-demo).",
+)
+@click.pass_context
+def demo(ctx: click.Context, demo_home: Path | None) -> None:
+    """The whole flow offline in about a minute: bundled real policy versions served on
+    127.0.0.1, several nights, the report, and a reviewer's digest in HOME/outbox/."""
+    from click.core import ParameterSource
+
+    from monitor.demo import DEFAULT_HOME, DemoError, run_demo
+
+    if demo_home is None:
+        # The global --home only when it was asked for: its default, the current folder, may be
+        # a clone or an agency's home, which the demo must not fill.
+        given = ctx.parent is not None and ctx.parent.get_parameter_source("home") in (
+            ParameterSource.COMMANDLINE,
+            ParameterSource.ENVIRONMENT,
+        )
+        demo_home = ctx.obj.home if given else Path(DEFAULT_HOME)
+    try:
+        run_demo(demo_home, say=click.echo)
+    except DemoError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+@main.command()
+@click.pass_obj
+def browser(obj: Context) -> None:
+    """Print the Chromium a run will use; exit 1 if there is none (setup.sh asks this)."""
+    import os
+
+    from monitor.fetch import FetchFailure, find_chromium
+    from monitor.watchlist import Settings
+
+    # The watchlist's `chromium` setting wins when there is a watchlist; setup.sh runs before one
+    # may be valid, so a missing or broken one means the defaults.
+    try:
+        settings = load(obj.watchlist_path).settings
+    except (WatchlistError, OSError):
+        settings = Settings()
+    try:
+        found = find_chromium(settings)
+    except FetchFailure as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILURES)
+    if found is None:
+        click.echo("Playwright's own Chromium (installed with 'playwright install chromium')")
+        return
+    if not (os.path.isfile(found) and os.access(found, os.X_OK)):
+        click.echo(f"error: the Chromium set, {found}, is not a program", err=True)
+        sys.exit(EXIT_FAILURES)
+    click.echo(found)
+
+
+@main.command()
 @click.pass_obj
 def validate(obj: Context) -> None:
     """Check the watchlist without fetching anything."""

@@ -27,6 +27,7 @@ import httpx
 
 from monitor import __version__
 from monitor.extract import REDUCE_JS, reduce_arguments
+from monitor.pause import pause_at
 from monitor.watchlist import Document, Settings
 
 CHROMIUM_FLAGS = [
@@ -290,6 +291,7 @@ class BrowserFetcher:
         reusable = False
         try:
             result = await self._load(page, document, known)
+            pause_at("fetch")
             reusable = True
             return result
         except FetchFailure as failure:

@@ -212,7 +212,6 @@ async def _run(
         "audit_seconds": summary.site.seconds,
         "site_pages": len(summary.site.audits),
     }
-    store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
     reported = time.perf_counter()
     update_after_run(store, run_id)  # before alerts, which link to the report's pages
     notified = time.perf_counter()
@@ -220,6 +219,9 @@ async def _run(
     notify_after_run(watchlist, store, run_id)
     summary.stats["report_seconds"] = round(notified - reported, 3)
     summary.stats["notify_seconds"] = round(time.perf_counter() - notified, 3)
+    # Last: a run killed during its report or its alerts is `interrupted` too, and the next run
+    # reports and notifies what it recorded (`Store.unreported_runs`).
+    store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
     return summary
 
 

@@ -358,7 +358,26 @@ class Store:
                 "update runs set status = 'interrupted', finished_at = ? where status = 'running'",
                 [finished_at],
             )
+            # A message recorded as being sent when the run died: its items have no delivery,
+            # so the next run sends them again; the row says this attempt never finished.
+            self.db.execute(
+                "update notify_messages set status = 'interrupted', last_attempt_at = ? "
+                "where status = 'sending'",
+                [finished_at],
+            )
         return cursor.rowcount
+
+    def unreported_runs(self, run_id: int) -> list[int]:
+        """`run_id` and the interrupted runs since the last run that finished before it: runs
+        whose records may not be in the report or the alerts yet (a run's report and alerts
+        come after its records, and only a run that finished did both)."""
+        rows = self.db.execute(
+            "select id from runs where id = :run or (status = 'interrupted' and id < :run and "
+            "id > coalesce((select max(id) from runs where id < :run and status not in "
+            "('running', 'interrupted')), 0)) order by id",
+            {"run": run_id},
+        ).fetchall()
+        return [int(row[0]) for row in rows]
 
     # runs -----------------------------------------------------------------------------------
     def start_run(self, started_at: str, only: str | None) -> int:

@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +43,7 @@ import yaml
 from monitor.notify import messages
 from monitor.notify.messages import Content, Profile, Rendered
 from monitor.notify.site import SiteNotice, site_notice
+from monitor.pause import pause_at
 from monitor.store import Store
 from monitor.watchlist import Reviewer, Watchlist, page_label, reviewers_for, site_reviewers
 
@@ -339,8 +340,10 @@ def enqueue(store: Store, watchlist: Watchlist, run_id: int, now: str) -> int:
     with store.transaction():
         for row in store.db.query(
             "select c.id, c.document_key, c.quiet, d.platform from changes c "
-            "join documents d on d.key = c.document_key where c.run_id = ? order by c.id",
-            [run_id],
+            "join documents d on d.key = c.document_key where c.run_id in "
+            "(select value from json_each(?)) order by c.id",
+            # Also the changes of runs killed before their alerts went out.
+            [json.dumps(store.unreported_runs(run_id))],
         ):
             # A quiet change is a repeat flip between two texts already reported once.
             if row["quiet"] or row["platform"] not in watchlist.platforms:
@@ -780,6 +783,9 @@ def send_once(channel: Channel, rendered: Rendered, attach: Sequence[str]) -> st
     return guard.errors[-1] if guard.errors else f"{channel.service} did not accept the message"
 
 
+Sender = Callable[[Channel, Rendered, Sequence[str]], str]
+
+
 def deliver(
     store: Store,
     channel: Channel,
@@ -787,8 +793,10 @@ def deliver(
     item_ids: Sequence[int],
     run_id: int | None,
     attach: Sequence[str] = (),
+    send: Sender = send_once,
 ) -> Outcome:
-    """Render, record, send with retries, and record the result (and the deliveries)."""
+    """Render, record, send with retries, and record the result (and the deliveries). `send`
+    is one attempt (Apprise's, unless a caller delivers elsewhere: the demo's outbox)."""
     rendered = messages.render(
         messages.FORMATS[channel.profile.format], content, channel.profile.budget,
         channel.profile.measure,
@@ -805,9 +813,10 @@ def deliver(
             "chars": len(rendered.body), "truncated": int(rendered.truncated),
             "attempts": 0, "status": "sending",
         }).last_rowid or 0)  # fmt: skip
+    pause_at("notify")
     error, attempts = "", 0
     for attempts in range(1, TRIES + 1):
-        error = send_once(channel, rendered, attach)
+        error = send(channel, rendered, attach)
         if not error:
             break
         if attempts < TRIES:
@@ -857,7 +866,11 @@ def _log_outcome(channel: Channel, kind: str, attempts: int, error: str) -> None
 
 
 def deliver_channel(
-    store: Store, watchlist: Watchlist, channel: Channel, run_id: int | None
+    store: Store,
+    watchlist: Watchlist,
+    channel: Channel,
+    run_id: int | None,
+    send: Sender = send_once,
 ) -> list[Outcome]:
     """Everything pending for one channel: at most one digest and one alert message."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -872,7 +885,7 @@ def deliver_channel(
             _retire(store, channel, ids)
             continue
         attach = change_pages(store, content) if watchlist.settings.attach_change_pages else []
-        outcomes.append(deliver(store, channel, content, ids, run_id, attach))
+        outcomes.append(deliver(store, channel, content, ids, run_id, attach, send))
     return outcomes
 
 

@@ -58,10 +58,10 @@ from monitor.report.site import PAGE as AGENCY_PAGE
 from monitor.report.site import context as agency_context
 from monitor.report.site import load_agency
 from monitor.report.svg import TimelineEvent, parse_time, sparkline, timeline
-from monitor.report.write import BuildStats, SiteWriter, write_atomic
+from monitor.report.write import BuildStats, SiteWriter, remove_temporaries, write_atomic
+from monitor.resources import TEMPLATES
 from monitor.store import Store
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 REPORT_DIR = "reports"
 CACHE_DIR = ".cache"
 LAST_BUILD = "last-build.json"
@@ -122,7 +122,8 @@ def site_fingerprint() -> str:
     digest = hashlib.sha256()
     files = sorted(TEMPLATES.rglob("*")) + sorted(Path(__file__).parent.glob("*.py"))
     for path in files:
-        if path.is_file():
+        # Python's caches are no template (an installed monitor/_templates may hold them).
+        if path.is_file() and "__pycache__" not in path.parts:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -443,6 +444,7 @@ def _build_lock(out: Path) -> Iterator[None]:
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
     with open(out / CACHE_DIR / "build.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        remove_temporaries(out)  # a build killed part-way left them; none is being written now
         yield
 
 
@@ -510,19 +512,26 @@ def affected_by_run(store: Store, site: Site, run_id: int) -> Affected:
     """What one run changed: documents with a new version, change or failure, or that recovered
     from failing (their status changed); the run's changes and the change before each (its
     "next change" link); the run's new versions."""
+    # With the runs killed before their report was updated: their pages are owed too.
+    runs = set(store.unreported_runs(run_id))
     documents: set[str] = set()
-    for row in store.run_fetches(run_id):
-        key, outcome = row["document_key"], row["outcome"]
-        if outcome != "unchanged" or _failed_before(store, key, run_id):
-            documents.add(key)
-    changes = {c.id for c in site.changes.values() if c.run_id == run_id}
+    for each in sorted(runs):
+        for row in store.run_fetches(each):
+            key, outcome = row["document_key"], row["outcome"]
+            if outcome != "unchanged" or _failed_before(store, key, each):
+                documents.add(key)
+    # A run killed between a version's transaction and its fetch row left no fetch to tell.
+    documents |= {
+        key for key, doc in site.documents.items() if any(v.run_id in runs for v in doc.versions)
+    }
+    changes = {c.id for c in site.changes.values() if c.run_id in runs}
     changes |= {p for c in list(changes) if (p := site.changes[c].previous_id) is not None}
     versions = {
         v.id
         for key in documents
         if key in site.documents
         for v in site.documents[key].versions
-        if v.run_id == run_id
+        if v.run_id in runs
     }
     return Affected(documents & set(site.documents), changes, versions)
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.pause import pause_at
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` in one rename.
@@ -27,11 +29,22 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        pause_at("report")
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a web server must be able to read pages
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(root: Path) -> int:
+    """Delete what `write_atomic` leaves when its process is killed between writing a temporary
+    file and renaming it. Call only while holding the build lock: then no writer is at work."""
+    removed = 0
+    for path in root.rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 @dataclass
