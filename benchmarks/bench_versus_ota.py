@@ -10,7 +10,9 @@ pages with the nightly noise of benchmarks/bench_run.py (time stamps, tokens, pr
 put in by JavaScript after 300 ms). One snapshot per night for 12 nights: every night new noise,
 on some nights a document moves to its next real version, and two flips (a document goes back to
 an earlier wording: a real A -> B -> A blink, and a version reverted). Every night's pages are
-generated once, up front, so both tools get the same bytes, one tool after the other.
+generated once, up front, so both tools get the same bytes. Each night runs one tool after the
+other (which one first alternates), so a shared machine's drifting load weighs on both alike;
+`--order series` runs one tool's 12 nights, then the other's.
 
 Each tool gets a fresh home and is run once per night as its users run it from cron:
 - tos-monitor: `tos-monitor run --json` (its own find_chromium browser, default settings except
@@ -416,14 +418,18 @@ def summary_rows(nights: list[Night], runs: dict[str, list[NightResult]]) -> Non
     for name, results in runs.items():
         s = score(nights, results)
         changes = [r.wall for n, r in zip(nights, results, strict=False) if n.kind == "changes"]
-        span = f"{min(changes):.2f}-{max(changes):.2f} s" if changes else "-"
+        changes_median = (
+            f"{statistics.median(changes):.2f} s ({min(changes):.2f}-{max(changes):.2f} s)"
+            if changes
+            else "-"
+        )
         flips = f"{s.flips_as_new} taken as new, {s.flips_recognised} as reverts" + (
             f", {s.flips_unreported} unreported" if s.flips_unreported else ""
         )
         print(
             f"| {name} | {median_of(nights, results, None):.2f} s "
             f"| {median_of(nights, results, 'quiet'):.2f} s "
-            f"| {median_of(nights, results, 'changes'):.2f} s ({span}) "
+            f"| {changes_median} "
             f"| {results[0].wall:.2f} s | {max(r.peak_mb for r in results):.0f} MB "
             f"| {s.false_alerts} | {s.missed} | {flips} |"
         )
@@ -441,6 +447,13 @@ def main() -> None:
         help="folder where @opentermsarchive/engine is npm-installed (or $OTA_ENGINE_DIR)",
     )
     parser.add_argument("--no-ota", action="store_true", help="run tos-monitor only")
+    parser.add_argument(
+        "--order",
+        choices=["nightly", "series"],
+        default="nightly",
+        help="nightly (default): each night both tools, one after the other; series: one "
+        "tool's nights, then the other's",
+    )
     parser.add_argument(
         "--ota-scripts",
         choices=["all", "js"],
@@ -487,30 +500,59 @@ def main() -> None:
             tools.append(
                 OpenTermsArchive(Path(tmp) / "ota", args.ota_dir, server, args.n, args.ota_scripts)
             )
-        for tool in tools:  # one tool after the other, on the same nights' bytes
-            name = tool.name if tool.name == "tos-monitor" else f"{tool.name} engine {version}"
-            load = os.getloadavg()
-            # The machine's load drifts between the two series: say what each one ran under.
-            print(f"\n{name} (load average at its start {load[0]:.2f} {load[1]:.2f}):")
-            results: list[NightResult] = []
+        names = {
+            tool: tool.name if tool.name == "tos-monitor" else f"{tool.name} engine {version}"
+            for tool in tools
+        }
+        results: dict[TosMonitor | OpenTermsArchive, list[NightResult]] = {t: [] for t in tools}
+
+        def run_night(tool: TosMonitor | OpenTermsArchive, night: Night) -> None:
+            publish(server, night)
+            result = tool.night()
+            results[tool].append(result)
+            reported = ", ".join(f"doc{d} {k}" for d, k in sorted(result.reported.items()))
+            print(
+                f"  {names[tool][:18]:<18} night {night.number:2} ({night.kind:<7}) "
+                f"{result.wall:6.2f} s  peak {result.peak_mb:4.0f} MB  "
+                f"reported: {reported or '-'}"
+                + (f"  failures {result.failures}" if result.failures else ""),
+                flush=True,
+            )
+
+        def run_ota(tool: OpenTermsArchive, night: Night) -> bool:
+            nonlocal skipped
             try:
-                for night in nights:
-                    publish(server, night)
-                    result = tool.night()
-                    results.append(result)
-                    reported = ", ".join(f"doc{d} {k}" for d, k in sorted(result.reported.items()))
-                    print(
-                        f"  night {night.number:2} ({night.kind:<7}) {result.wall:6.2f} s  "
-                        f"peak {result.peak_mb:4.0f} MB  reported: {reported or '-'}"
-                        + (f"  failures {result.failures}" if result.failures else "")
-                    )
+                run_night(tool, night)
+                return True
             except RuntimeError as error:
-                if tool.name == "tos-monitor":
-                    raise
                 skipped = f"the engine did not run: {error}"
                 print(f"  {skipped}")
-                continue
-            runs[name] = results
+                return False
+
+        print()
+        if args.order == "series":  # one tool's 12 nights, then the other's
+            for tool in tools:
+                load = os.getloadavg()
+                print(f"{names[tool]} (load average at its start {load[0]:.2f} {load[1]:.2f}):")
+                for night in nights:
+                    if isinstance(tool, TosMonitor):
+                        run_night(tool, night)
+                    elif not run_ota(tool, night):
+                        break
+        else:
+            # Night by night, one tool after the other on the same bytes (which one goes first
+            # alternates): the load of a shared machine drifts over minutes, and this way each
+            # night's ratio is measured under the same load.
+            for night in nights:
+                order = tools if night.number % 2 else tools[::-1]
+                for tool in order:
+                    if isinstance(tool, TosMonitor):
+                        run_night(tool, night)
+                    elif not skipped:
+                        run_ota(tool, night)
+        for tool in tools:
+            if not (isinstance(tool, OpenTermsArchive) and skipped):
+                runs[names[tool]] = results[tool]
     server.close()
 
     summary_rows(nights, runs)
