@@ -255,8 +255,9 @@ async def _process(
     if current_id is not None and result.ok and result.page and result.page.same_as_known:
         # The visible policy text is byte-identical to last night's: nothing to extract.
         started = time.perf_counter()
-        outcome.recorded = record_unchanged(store, current_id, result.started_at)
-        _record_fetch(store, run_id, outcome)
+        with store.transaction():  # the sighting and the fetch: one commit, one fsync
+            outcome.recorded = record_unchanged(store, current_id, result.started_at, run_id)
+            _record_fetch(store, run_id, outcome)
         outcome.store_ms = round((time.perf_counter() - started) * 1000)
         return outcome
     # Read only now: every document waiting for a fetch slot holding last night's text made the
