@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.diff import diff_texts
-from monitor.flag import change_flags
 from monitor.store import Store, Version, sha256_text
 from monitor.watchlist import Document
 
@@ -239,6 +237,11 @@ def analyse_change(old: str, new: str, seconds: dict[str, float] | None = None) 
     """The diff, its summary and the flagged clauses it touches, computed once and stored with
     the change, so reports and alerts never recompute them or disagree. Time spent per stage is
     added to `seconds` for the run's statistics."""
+    # Imported here: a night without changes never needs them, and they cost a run's start
+    # (the flagger's model and patterns) more than its fetches of unchanged pages.
+    from monitor.diff import diff_texts
+    from monitor.flag import change_flags
+
     started = time.perf_counter()
     diff = diff_texts(old, new)
     diffed = time.perf_counter()

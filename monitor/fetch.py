@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -541,11 +541,22 @@ class FetchPool:
         self._fetchers: dict[str, Fetcher] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._warming: asyncio.Future[Any] | None = None
 
     def _fetcher(self, render: str) -> Fetcher:
         if render not in self._fetchers:
             self._fetchers[render] = FETCHERS[render](self.settings)
         return self._fetchers[render]
+
+    def warm_up(self, documents: Iterable[Document], audit: bool = False) -> None:
+        """Start the run's Chromium now, in the background, if a document (or the site audit)
+        will need it: the first page then finds it started instead of waiting for it. A failed
+        start is left to the fetches, which try again and record it as they always did."""
+        if not audit and not any(d.render == "browser" for d in documents):
+            return
+        task = asyncio.ensure_future(self.browser())
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._warming = task
 
     async def browser(self) -> Any:
         """The run's one Chromium (see `BrowserFetcher.browser`); raises FetchFailure("browser")
@@ -607,6 +618,10 @@ class FetchPool:
         return None
 
     async def close(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            # A run with nothing to fetch: let the start finish, so that closing stops it.
+            with contextlib.suppress(Exception):
+                await self._warming
         for fetcher in self._fetchers.values():
             await fetcher.close()
 
