@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.diff import diff_texts
-from monitor.flag import change_flags
 from monitor.pause import pause_at
 from monitor.store import Store, Version, sha256_text
 from monitor.watchlist import Document
@@ -72,9 +70,11 @@ class Recorded:
     note: str = ""  # for the fetch row, e.g. why a different text counts as unchanged
 
 
-def record_unchanged(store: Store, version_id: int, fetched_at: str) -> Recorded:
+def record_unchanged(
+    store: Store, version_id: int, fetched_at: str, run_id: int | None = None
+) -> Recorded:
     with store.transaction():
-        store.touch_version(version_id, fetched_at)
+        store.touch_version(version_id, fetched_at, run_id)
     return Recorded("unchanged", version_id)
 
 
@@ -106,11 +106,11 @@ def record_text(
     current = store.version(current_id) if current_id else None
 
     if current is not None and current.compare_sha256 == compare_sha:
-        return record_unchanged(store, current.id, fetched_at)
+        return record_unchanged(store, current.id, fetched_at, run_id)
     if current is not None and same_wording(current.text, text, document):
         # Same sentences, other order or layout: recorded as a note on the fetch, never a
         # version or an alert. The version keeps the text as first seen.
-        unchanged = record_unchanged(store, current.id, fetched_at)
+        unchanged = record_unchanged(store, current.id, fetched_at, run_id)
         return Recorded(
             unchanged.outcome, unchanged.version_id,
             note="same wording as the current version in another order or layout: not a change",
@@ -175,7 +175,7 @@ def _record_revert(
     note = f"the page alternates between {variants} variants; back to the text first seen " \
         f"{earlier.first_seen[:10]}"  # fmt: skip
     with store.transaction():
-        store.touch_version(earlier.id, fetched_at)
+        store.touch_version(earlier.id, fetched_at, run_id)
         change_id = _add_change(
             store, run_id, document, current, earlier.id, "revert", fetched_at,
             quiet=quiet, note=note, seconds=seconds, analysis=analysis,
@@ -240,6 +240,11 @@ def analyse_change(old: str, new: str, seconds: dict[str, float] | None = None) 
     """The diff, its summary and the flagged clauses it touches, computed once and stored with
     the change, so reports and alerts never recompute them or disagree. Time spent per stage is
     added to `seconds` for the run's statistics."""
+    # Imported here: a night without changes never needs them, and they cost a run's start
+    # (the flagger's model and patterns) more than its fetches of unchanged pages.
+    from monitor.diff import diff_texts
+    from monitor.flag import change_flags
+
     started = time.perf_counter()
     diff = diff_texts(old, new)
     diffed = time.perf_counter()

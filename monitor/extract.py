@@ -16,13 +16,14 @@ hit Python's recursion limit, and the tree is never mutated: dropped elements ar
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import unicodedata
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bs4 import (
     BeautifulSoup,
@@ -855,6 +856,159 @@ def extract_reduced(region: str, html: str) -> str:
             raise ExtractError("no element matches the select selectors", kind="selector-missing")
         return _render_selected(roots, tree, None)
     return _render_default(soup, tree)[0]
+
+
+# The same reduction in Python, for pages fetched without a browser (`render: http`): parsed by
+# lxml (the parser extraction itself uses, through BeautifulSoup), selectors matched by cssselect.
+# Its output plays the part of REDUCE_JS's: extraction reads it and the fetcher fingerprints it,
+# so an http page whose input equals last night's skips extraction, soundly for the same reason.
+
+_KEEP_ATTRIBUTES = tuple(a for a in READ_ATTRIBUTES if a != "style")
+_NAMING_HINT = re.compile(NAMING_HINT, re.I)
+# libxml2's tree builder drops whatever follows the root's end tag, where BeautifulSoup and a
+# browser keep it (pages do put content after </html>): the end tag is dropped before parsing,
+# except inside scripts, styles and comments (raw text, never read), so the rest stays in the
+# page, as in the browser's <body>.
+_HTML_END = re.compile(
+    r"(<script\b.*?</script\s*>|<style\b.*?</style\s*>|<!--.*?-->)|</html\s*>", re.I | re.S
+)
+
+
+@functools.cache
+def _lxml_parser() -> object:
+    import lxml.etree
+
+    # The parser BeautifulSoup's "lxml" builder drives; one per process (it is reusable).
+    return lxml.etree.HTMLParser(encoding="utf-8")
+
+
+@dataclass(slots=True)
+class Reduced:
+    """What `reduce_html` made of a page: the region ("select", "main", "page", or "missing" /
+    "unsupported" as REDUCE_JS says them) and extraction's input ("" for the last two)."""
+
+    region: str
+    html: str
+
+
+def reduce_html(html: str, select: Iterable[str] = (), remove: Iterable[str] = ()) -> Reduced:
+    """The extraction input REDUCE_JS makes in the browser, made from an HTML string.
+
+    The same regions from the same rules, the same elements (never-text ones and `remove`
+    matches left out, comments too) and the same attributes (READ_ATTRIBUTES; the naming ones
+    only where NAMING_HINT matches or aria-controls names the id; a hiding style as
+    "display:none"), written by libxml2's serializer, which extraction's parser reads back as
+    it was. Kept attributes are sorted, so a page that shuffles them gives the same input.
+    "unsupported" when cssselect cannot read a selector or nothing can be parsed: the caller
+    then extracts the whole page.
+    """
+    import lxml.etree as etree
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
+
+    select, remove = list(select), list(remove)
+    if "</" in html:
+        html = _HTML_END.sub(lambda m: m.group(1) or "", html)
+    try:
+        root = etree.fromstring(html.encode("utf-8", "replace"), _lxml_parser())
+    except (etree.LxmlError, ValueError):
+        root = None
+    if root is None:  # nothing to parse (an empty body): extraction reads it and says so
+        return Reduced("unsupported", "")
+    try:
+        removed = CSSSelector(", ".join(remove), translator="html")(root) if remove else []
+        matches = CSSSelector(", ".join(select), translator="html")(root) if select else []
+    except SelectorError:
+        return Reduced("unsupported", "")
+    controlled: set[str] = set()
+    for element in root.iter():
+        value = element.get("aria-controls") if isinstance(element.tag, str) else None
+        if value is not None:
+            controlled.update(value.split())
+    roots: list[Any] = []
+    if select:
+        gone = set(removed)
+        for element in matches:
+            if element in gone or any(node in gone for node in element.iterancestors()):
+                continue
+            if roots and any(node is roots[-1] for node in element.iterancestors()):
+                continue
+            roots.append(element)
+        if not roots:
+            return Reduced("missing", "")
+    mains = [] if select else list(root.iter("main"))
+    main = mains[0] if len(mains) == 1 and all(mains[0] is not r for r in removed) else None
+    # From here on the tree is pruned in place: it is this function's own parse.
+    for element in removed:
+        _drop_keeping_tail(element)
+    etree.strip_elements(root, etree.Comment, etree.ProcessingInstruction, *_NEVER_TEXT,
+                         with_tail=False)  # fmt: skip
+    for element in root.iter():
+        if element.attrib:
+            _keep_read_attributes(element, controlled)
+    if select:
+        return Reduced("select", _wrap(roots))
+    # REDUCE_JS reads the one <main> when it holds a quarter of the page's text; one inside a
+    # left-out element is out of the tree now, and holds none of the page's text.
+    if main is not None and main.getroottree().getroot() is root:
+        own = _text_length(main)
+        if own > 0 and own * 4 >= _text_length(root):
+            return Reduced("main", _wrap([main]))
+    # The page: what <body> holds, and what libxml2 left after it inside <html>; REDUCE_JS
+    # writes no attribute of either (<head> is never-text, gone).
+    for element in (root, *root.iterchildren("body")):
+        element.attrib.clear()
+    return Reduced("page", _serialize(root))
+
+
+def _wrap(roots: list[Any]) -> str:
+    return "<html><body>" + "".join(_serialize(root) for root in roots) + "</body></html>"
+
+
+def _serialize(element: Any) -> str:
+    import lxml.etree as etree
+
+    return str(etree.tostring(element, method="html", encoding="unicode", with_tail=False))
+
+
+def _text_length(element: Any) -> int:
+    return sum(len(text.strip()) for text in element.itertext())
+
+
+def _drop_keeping_tail(element: Any) -> None:
+    """Remove an element and its subtree; the text after it stays where it was."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    if tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
+
+
+def _keep_read_attributes(element: Any, controlled: set[str]) -> None:
+    attrib = element.attrib
+    naming = " ".join(attrib.get(name, "") for name in NAMING_ATTRIBUTES)
+    named = bool(naming.strip()) and bool(_NAMING_HINT.search(naming))
+    kept: list[tuple[str, str]] = []
+    for key, value in attrib.items():
+        if key in _KEEP_ATTRIBUTES:
+            kept.append((key, value))
+        elif key == "id":
+            if named or value in controlled:
+                kept.append((key, value))
+        elif key in ("class", "data-testid"):
+            if named:
+                kept.append((key, value))
+        elif key == "style" and _HIDDEN_STYLE.search(value):
+            kept.append((key, "display:none"))
+    attrib.clear()
+    for key, value in sorted(kept):
+        attrib[key] = value
 
 
 # --- Other document types ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor import __version__
-from monitor.extract import REDUCE_JS, reduce_arguments
+from monitor.extract import REDUCE_JS, reduce_arguments, reduce_html
 from monitor.pause import pause_at
 from monitor.watchlist import Document, Settings
 
@@ -457,12 +457,28 @@ class HttpFetcher:
                     check_content_type(content_type, status)
                 body = await _read_capped(response)
                 final_url = str(response.url)
-                if pdf:
-                    return Page("", status, final_url, "application/pdf", raw=body)
-                return Page(_decode(body, response.encoding), status, final_url, "text/html")
+                encoding = response.encoding
         except httpx.HTTPError as exc:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise FetchFailure(classify_network_error(message), message) from None
+        if pdf:
+            return Page("", status, final_url, "application/pdf", raw=body)
+        html = _decode(body, encoding)
+        # What the browser's REDUCE_JS would hand extraction, made by lxml (which releases the
+        # GIL while it parses: in a thread, both cores work). The page title is not read for
+        # http documents, as before.
+        reduced = await asyncio.to_thread(reduce_html, html, document.select, document.remove)
+        if reduced.region not in ("select", "main", "page"):
+            # "missing" / "unsupported": extraction reads the whole page and says why; no
+            # fingerprint, so such a page is extracted every night.
+            return Page(html, status, final_url, "text/html", region=reduced.region)
+        fingerprint = input_fingerprint(document, reduced.region, "", reduced.html)
+        if fingerprint == known:
+            return Page("", status, final_url, "text/html", fingerprint=known)
+        return Page(
+            html, status, final_url, "text/html",
+            reduced=reduced.html, region=reduced.region, fingerprint=fingerprint,
+        )  # fmt: skip
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -527,11 +543,22 @@ class FetchPool:
         self._fetchers: dict[str, Fetcher] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._warming: asyncio.Future[Any] | None = None
 
     def _fetcher(self, render: str) -> Fetcher:
         if render not in self._fetchers:
             self._fetchers[render] = FETCHERS[render](self.settings)
         return self._fetchers[render]
+
+    def warm_up(self, documents: Iterable[Document], audit: bool = False) -> None:
+        """Start the run's Chromium now, in the background, if a document (or the site audit)
+        will need it: the first page then finds it started instead of waiting for it. A failed
+        start is left to the fetches, which try again and record it as they always did."""
+        if not audit and not any(d.render == "browser" for d in documents):
+            return
+        task = asyncio.ensure_future(self.browser())
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._warming = task
 
     async def browser(self) -> Any:
         """The run's one Chromium (see `BrowserFetcher.browser`); raises FetchFailure("browser")
@@ -593,6 +620,10 @@ class FetchPool:
         return None
 
     async def close(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            # A run with nothing to fetch: let the start finish, so that closing stops it.
+            with contextlib.suppress(Exception):
+                await self._warming
         for fetcher in self._fetchers.values():
             await fetcher.close()
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from monitor.fetch import now_utc
 from monitor.review import decisions
-from monitor.store import Store, sha256_bytes
+from monitor.store import LAST_SEEN_SQL, SIGHTINGS_JOIN, Store, sha256_bytes
 
 
 class RecordsError(ValueError):
@@ -99,9 +99,9 @@ def search(store: Store, phrase: str, platform: str | None = None) -> list[dict[
         raise RecordsError("search needs a phrase")
     query = '"' + phrase.replace('"', '""') + '"'  # a phrase, not FTS5 syntax from the user
     rows = store.db.execute(
-        "select v.id, v.document_key, v.first_seen, v.last_seen, "
+        f"select v.id, v.document_key, v.first_seen, {LAST_SEEN_SQL}, "
         "snippet(versions_fts, 0, '[', ']', ' ... ', 12) "
-        "from versions_fts join versions v on v.id = versions_fts.rowid "
+        f"from versions_fts join versions v on v.id = versions_fts.rowid {SIGHTINGS_JOIN} "
         "where versions_fts match ? order by v.document_key, v.id",
         [query],
     ).fetchall()

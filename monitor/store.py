@@ -27,7 +27,11 @@ import sqlite_utils
 # locale and time zone, and the visible-text fingerprint moved to the document's row.
 # 3: the site audit's tables (`site_audits` and the cookies, storage keys, third-party hosts and
 # changes each audit found); added to an existing database without touching its rows.
-SCHEMA_VERSION = 3
+# 4: `version_sightings`: when each version was last seen moves in a row of its own, so an
+# unchanged night writes a few bytes instead of rewriting the version's row (its whole text,
+# ~70 KB on a policy page). `versions.last_seen` keeps what it held (the version's last sighting
+# before schema 4, its first one after); a version's last seen is the later of the two.
+SCHEMA_VERSION = 4
 
 TABLES: dict[str, dict[str, Any]] = {
     "runs": {
@@ -57,6 +61,11 @@ TABLES: dict[str, dict[str, Any]] = {
             "raw_pruned_at": str,
         },
         "pk": "id",
+    },
+    # The night a version was last seen (see schema 4); one row per version seen since.
+    "version_sightings": {
+        "columns": {"version_id": int, "last_seen": str, "run_id": int},
+        "pk": "version_id",
     },
     "changes": {
         "columns": {
@@ -223,6 +232,11 @@ FETCH_RECORDS_SQL = (
 )
 
 
+# A version's last sighting, whichever row holds it (SQLite's max() of NULL is NULL).
+LAST_SEEN_SQL = "max(v.last_seen, coalesce(s.last_seen, v.last_seen))"
+SIGHTINGS_JOIN = "left join version_sightings s on s.version_id = v.id"
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -326,9 +340,19 @@ class Store:
         self.db.close()
 
     def insert_row(self, table: str, row: dict[str, Any]) -> int:
-        inserted = self.db.table(table).insert(row)
-        assert inserted.last_rowid is not None
-        return int(inserted.last_rowid)
+        # One plain statement: sqlite-utils' insert reads the table's schema on every call,
+        # which cost more than the insert itself on the nightly path (a fetch row per document).
+        if table not in TABLES or any(isinstance(v, dict | list | tuple) for v in row.values()):
+            inserted = self.db.table(table).insert(row)  # it encodes such values as JSON
+            assert inserted.last_rowid is not None
+            return int(inserted.last_rowid)
+        columns = ", ".join(f"[{column}]" for column in row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self.db.execute(
+            f"insert into [{table}] ({columns}) values ({marks})", list(row.values())
+        )
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -410,33 +434,53 @@ class Store:
 
     # documents ------------------------------------------------------------------------------
     def document(self, key: str) -> dict[str, Any] | None:
-        rows = list(self.db.table("documents").rows_where("key = ?", [key]))
-        return rows[0] if rows else None
+        return next(self.db.query("select * from documents where key = ?", [key]), None)
 
     def documents(self) -> list[dict[str, Any]]:
         return list(self.db.table("documents").rows_where(order_by="key"))
 
     def upsert_document(self, row: dict[str, Any]) -> None:
-        self.db.table("documents").upsert(row, pk="key")
+        """Insert the document's row, or set these columns of it (the others keep theirs)."""
+        columns = list(row)
+        updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != "key")
+        self.db.execute(
+            f"insert into documents ({', '.join(f'[{c}]' for c in columns)}) values "
+            f"({', '.join('?' for _ in columns)}) on conflict(key) do "
+            + (f"update set {updates}" if updates else "nothing"),
+            list(row.values()),
+        )
 
     # versions -------------------------------------------------------------------------------
+    def _versions_where(self, where: str, params: list[Any], limit: str = "") -> list[Version]:
+        rows = self.db.query(
+            f"select v.*, {LAST_SEEN_SQL} as seen from versions v {SIGHTINGS_JOIN} "
+            f"where {where} order by v.id{limit}",
+            params,
+        )
+        return [_version({**row, "last_seen": row["seen"]}) for row in rows]
+
     def version(self, version_id: int) -> Version | None:
-        rows = list(self.db.table("versions").rows_where("id = ?", [version_id]))
-        return _version(rows[0]) if rows else None
+        found = self._versions_where("v.id = ?", [version_id])
+        return found[0] if found else None
 
     def find_version(self, document_key: str, compare_sha256: str) -> Version | None:
-        rows = self.db.table("versions").rows_where(
-            "document_key = ? and compare_sha256 = ?", [document_key, compare_sha256],
-            order_by="id", limit=1,
+        found = self._versions_where(
+            "v.document_key = ? and v.compare_sha256 = ?", [document_key, compare_sha256],
+            " limit 1",
         )  # fmt: skip
-        found = list(rows)
-        return _version(found[0]) if found else None
+        return found[0] if found else None
 
     def versions(self, document_key: str) -> list[Version]:
-        rows = self.db.table("versions").rows_where(
-            "document_key = ?", [document_key], order_by="id"
-        )
-        return [_version(row) for row in rows]
+        return self._versions_where("v.document_key = ?", [document_key])
+
+    def last_seen(self, version_id: int) -> str | None:
+        """When the version was last seen: its sighting row, or the version's own column (set
+        when it was first seen, and holding its last sighting in databases before schema 4)."""
+        row = self.db.execute(
+            f"select {LAST_SEEN_SQL} from versions v {SIGHTINGS_JOIN} where v.id = ?",
+            [version_id],
+        ).fetchone()
+        return str(row[0]) if row and row[0] is not None else None
 
     def write_snapshot(
         self, platform: str, document: str, stamp: str, text: str, raw: str | bytes | None
@@ -469,8 +513,14 @@ class Store:
         )
         return version_id
 
-    def touch_version(self, version_id: int, seen_at: str) -> None:
-        self.db.table("versions").update(version_id, {"last_seen": seen_at})
+    def touch_version(self, version_id: int, seen_at: str, run_id: int | None = None) -> None:
+        """The version was seen again: a small row moves; the version's own row is untouched."""
+        self.db.execute(
+            "insert into version_sightings (version_id, last_seen, run_id) values (?, ?, ?) "
+            "on conflict(version_id) do update set last_seen = excluded.last_seen, "
+            "run_id = excluded.run_id",
+            [version_id, seen_at, run_id],
+        )
 
     # changes and fetches -------------------------------------------------------------------
     def add_change(self, row: dict[str, Any]) -> int:

@@ -573,3 +573,91 @@ def test_xml_prolog_pages_do_not_warn() -> None:
 def test_extraction_is_deterministic() -> None:
     html = read("facebook-terms-of-service/2022-02-23.html.gz")
     assert extract(html) == extract(html)
+
+
+# --- The extraction input of plain-HTTP pages (reduce_html) ------------------------------------
+
+REALPAGES = Path(__file__).parent / "fixtures" / "realpages"
+# Open Terms Archive's declarations for these pages (fixtures/realpages/README.md): one uses
+# :has() and :is(), which cssselect does not read.
+INSTAGRAM_IP_OTA: Selectors = (
+    ['[role="main"] h1', '[role="main"] h1 ~ *', '*:has(:is([role="main"] h1)) ~ *'],
+    ['[role="main"] form', '[aria-label="Copy link"]'],
+)
+REDUCED_CASES: list[tuple[Path, Selectors]] = [
+    *((path, NO_SELECTORS) for path in sorted(FIXTURES.rglob("*.html.gz"))),
+    *((path, NO_SELECTORS) for path in sorted(REALPAGES.rglob("*.html.gz"))),
+    (FIXTURES / "noise-pairs/x-twitter-terms-of-service/2022-08-01T183132.html.gz", TWITTER_TOS),
+    (FIXTURES / "noise-pairs/youtube-terms-of-service/2022-08-03T063133.html.gz", YOUTUBE_TOS),
+    (FIXTURES / "youtube-privacy-policy/2022-03-15.html.gz", YOUTUBE_PRIVACY),
+    (FIXTURES / "facebook-terms-of-service/2022-02-23.html.gz", FACEBOOK_TOS),
+    (REALPAGES / "instagram--privacy-policy/20.html.gz", (["#cms-help-content-results", "#root"],
+                                                          None)),
+    (REALPAGES / "youtube--community-guidelines-harassment/14.html.gz",
+     ([".article-container"], [".scClientFeedbackInlineFeedbacklinkroot"])),
+    (REALPAGES / "instagram--community-guidelines-intellectual-property/12.html.gz",
+     INSTAGRAM_IP_OTA),
+]  # fmt: skip
+
+
+def http_text(html: str, selectors: Selectors) -> tuple[str, str]:
+    """What the nightly run extracts from a page fetched with `render: http`, and its region."""
+    from monitor.extract import extract_reduced, extract_region, reduce_html
+
+    select, remove = selectors
+    reduced = reduce_html(html, select, remove or [])
+    if reduced.region in ("select", "main", "page"):
+        return extract_reduced(reduced.region, reduced.html), reduced.region
+    return extract_region(html, select or None, remove)[0], reduced.region
+
+
+@pytest.mark.parametrize(
+    ("path", "selectors"),
+    REDUCED_CASES,
+    ids=[f"{p.parent.name}/{p.name[:13]}{'-select' if s[0] else ''}" for p, s in REDUCED_CASES],
+)
+def test_the_reduced_input_of_a_real_page_gives_the_full_pages_text(
+    path: Path, selectors: Selectors
+) -> None:
+    html = gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
+    select, remove = selectors
+    text, region = http_text(html, selectors)
+    assert text == extract(html, select or None, remove)
+    # The shortcut is really taken (only the :has() selectors fall back to the whole page).
+    if selectors is INSTAGRAM_IP_OTA:
+        assert region == "unsupported"
+    else:
+        assert region in ("select", "main", "page")
+
+
+def test_the_reduced_input_keeps_what_extraction_reads_and_drops_noise() -> None:
+    from monitor.extract import reduce_html
+
+    def page(noise: str, order: str) -> str:
+        return (
+            f'<html><head><title>T</title><script>var t="{noise}";</script></head><body>'
+            f'<nav>Menu</nav><main data-x="{noise}"><!-- {noise} --><h1>Terms</h1>'
+            f"<p {order}>These terms apply to every user of the service, always.</p>"
+            f'<button aria-expanded="false" aria-controls="p1">More</button>'
+            '<div id="p1" style="color:red; display:none">Hidden panel text a reader opens.</div>'
+            f'<div id="random-{noise}">Plain block.</div></main><footer>{noise}</footer>'
+            "</body></html><p>After the end tag.</p>"
+        )
+
+    one = reduce_html(page("n1", 'role="note" aria-label="a"'))
+    two = reduce_html(page("n2", 'aria-label="a" role="note"'))
+    # Tokens, comments, scripts, random ids and attribute order do not reach the input.
+    assert one == two and one.region == "main"
+    for kept in ('id="p1"', 'style="display:none"', 'aria-controls="p1"', 'aria-label="a"'):
+        assert kept in one.html
+    for gone in ("n1", "random", "color", "<script", "<!--"):
+        assert gone not in one.html
+    assert http_text(page("n1", ""), NO_SELECTORS)[0] == extract(page("n1", ""))
+    # Text after </html>, which libxml2 alone would drop, is in the page as in a browser.
+    whole = page("n1", "").replace("main", "section")
+    assert "After the end tag." in reduce_html(whole).html
+    assert http_text(whole, NO_SELECTORS) == (extract(whole), "page")
+    assert reduce_html(page("n1", ""), ["#nowhere"]).region == "missing"
+    assert reduce_html(page("n1", ""), ["p:dir(ltr)"]).region == "unsupported"
+    removed = reduce_html(page("n1", ""), ["main"], ["h1"])
+    assert removed.region == "select" and "Terms" not in removed.html

@@ -7,6 +7,8 @@ import random
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from monitor.run import run_nightly
 from monitor.store import Store, sha256_bytes
 from monitor.watchlist import load
@@ -26,6 +28,9 @@ of Santa Clara County.
 We may change these terms at any time. Continued use means you accept the changes.
 """
 POLICY_V2 = POLICY_V1.replace("State of California", "State of Delaware")
+# Pages without scripts read the same through the browser and through a plain GET, where lxml
+# makes the reduced extraction input the browser makes (extract.reduce_html, REDUCE_JS).
+RENDERS = pytest.mark.parametrize("render", ["browser", "http"])
 
 
 def night(home: Path) -> dict[str, object]:
@@ -107,27 +112,33 @@ def test_plain_http_documents_do_not_start_the_browser(server: PageServer, tmp_p
     assert fetch["http_status"] == 200
 
 
-def test_select_and_remove_keep_only_the_policy(server: PageServer, tmp_path: Path) -> None:
+@RENDERS
+def test_select_and_remove_keep_only_the_policy(
+    server: PageServer, tmp_path: Path, render: str
+) -> None:
     page = policy_page(POLICY_V1).replace(
         "<h2>3. Changes</h2>", '<div class="share">Share this page</div><h2>3. Changes</h2>'
     )
     server.page("/terms", page)
     make_watchlist(
         tmp_path,
-        {"terms": {"url": server.url("/terms"), "select": ["#policy"], "remove": [".share"]}},
-    )
+        {"terms": {"url": server.url("/terms"), "select": ["#policy"], "remove": [".share"],
+                   "render": render}},
+    )  # fmt: skip
     night(tmp_path)
     [version] = Store(tmp_path).versions("example/terms")
     assert "Share this page" not in version.text
     assert version.text.startswith("# Terms of Service")
 
 
+@RENDERS
 def test_ignore_patterns_hide_a_line_from_comparison_but_keep_it(
-    server: PageServer, tmp_path: Path
+    server: PageServer, tmp_path: Path, render: str
 ) -> None:
     server.page("/terms", policy_page(POLICY_V1 + "\nLast visited: Monday\n"))
     make_watchlist(
-        tmp_path, {"terms": {"url": server.url("/terms"), "ignore": ["^Last visited:.*$"]}}
+        tmp_path,
+        {"terms": {"url": server.url("/terms"), "ignore": ["^Last visited:.*$"], "render": render}},
     )
     night(tmp_path)
     server.page("/terms", policy_page(POLICY_V1 + "\nLast visited: Tuesday\n"))
@@ -155,7 +166,8 @@ def test_locale_and_time_zone_are_pinned_and_recorded(server: PageServer, tmp_pa
     assert (fetch["locale"], fetch["timezone"]) == ("fr-FR", "Europe/Paris")
 
 
-def test_real_noise_pairs_record_no_change(server: PageServer, tmp_path: Path) -> None:
+@RENDERS
+def test_real_noise_pairs_record_no_change(server: PageServer, tmp_path: Path, render: str) -> None:
     """Real back-to-back snapshots whose HTML differs but whose policy text does not."""
     html = FIXTURES / "html"
     pairs = {
@@ -163,7 +175,7 @@ def test_real_noise_pairs_record_no_change(server: PageServer, tmp_path: Path) -
         "youtube-privacy": sorted((html / "youtube-privacy-policy").glob("*.html.gz")),
     }
     assert all(len(files) == 2 for files in pairs.values()), "noise-pair fixtures are missing"
-    documents = {name: {"url": server.url(f"/{name}")} for name in pairs}
+    documents = {name: {"url": server.url(f"/{name}"), "render": render} for name in pairs}
     make_watchlist(tmp_path, documents, settings={"min_chars": 200})
     for night_index in range(2):
         for name, files in pairs.items():
@@ -252,11 +264,12 @@ def test_cli_history_and_show(server: PageServer, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no version 999" in missing.stderr
 
 
+@RENDERS
 def test_without_select_the_pages_only_main_element_is_what_is_compared(
-    server: PageServer, tmp_path: Path
+    server: PageServer, tmp_path: Path, render: str
 ) -> None:
     # No `select`: the policy sits in the page's only <main>, the nightly noise outside it.
-    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms"), "render": render}})
     skipped, kinds = [], []
     for text in (POLICY_V1, POLICY_V1, POLICY_V2, POLICY_V2):
         server.page("/terms", policy_page(text))
@@ -273,10 +286,12 @@ def test_without_select_the_pages_only_main_element_is_what_is_compared(
         assert summary["changes"] == [] and summary["stats"]["extraction_skipped"] == 0
 
 
+@RENDERS
 def test_an_unchanged_visible_text_skips_extraction_but_a_change_does_not(
-    server: PageServer, tmp_path: Path
+    server: PageServer, tmp_path: Path, render: str
 ) -> None:
-    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms"), "select": ["#policy"]}})
+    terms = {"url": server.url("/terms"), "select": ["#policy"], "render": render}
+    make_watchlist(tmp_path, {"terms": terms})
     known = []
     for text in (POLICY_V1, POLICY_V1, POLICY_V2, POLICY_V2):
         server.page("/terms", policy_page(text))  # fresh noise around the policy every night
@@ -291,8 +306,5 @@ def test_an_unchanged_visible_text_skips_extraction_but_a_change_does_not(
     assert None not in known and known[0] == known[1] != known[2] == known[3]
     assert len(store.versions("example/terms")) == 2
     # Editing the selectors invalidates the fingerprint: the text is extracted again.
-    make_watchlist(
-        tmp_path,
-        {"terms": {"url": server.url("/terms"), "select": ["#policy"], "remove": ["h2"]}},
-    )
+    make_watchlist(tmp_path, {"terms": {**terms, "remove": ["h2"]}})
     assert [c["kind"] for c in night(tmp_path)["changes"]] == ["new"]

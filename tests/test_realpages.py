@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_watchlist, run_json
 from tests.sites import FIXTURES, PageServer, Route, policy_page
 
@@ -53,10 +55,12 @@ def _route(body: bytes) -> Route:
     return Route(body)
 
 
+@pytest.mark.parametrize("render", ["browser", "http"])
 def test_real_pages_report_every_wording_change_and_nothing_else(
-    server: PageServer, tmp_path: Path
+    server: PageServer, tmp_path: Path, render: str
 ) -> None:
-    documents = {doc: {"url": server.url(f"/{doc}"), **keys}
+    # Through a plain GET no script runs, and lxml makes the extraction input (reduce_html).
+    documents = {doc: {"url": server.url(f"/{doc}"), "render": render, **keys}
                  for doc, (_, keys, _, _, _) in CASES.items()}  # fmt: skip
     make_watchlist(
         tmp_path,
@@ -148,7 +152,7 @@ def test_the_extraction_input_loses_nothing_extraction_reads(
     whole DOM: on real pages, both give the same text."""
     import asyncio
 
-    from monitor.extract import extract_reduced, extract_region
+    from monitor.extract import extract_reduced, extract_region, reduce_html
     from monitor.fetch import BrowserFetcher, Page
     from monitor.watchlist import Document, Settings
 
@@ -174,3 +178,47 @@ def test_the_extraction_input_loses_nothing_extraction_reads(
         select, remove = keys.get("select") or None, keys.get("remove") or None
         full, _ = extract_region(page.html, select, remove)
         assert extract_reduced(page.region, page.reduced) == full
+        # lxml's twin of REDUCE_JS, on the page the browser rendered: the same text again.
+        twin = reduce_html(page.html, select or (), remove or ())
+        assert twin.region == page.region and extract_reduced(twin.region, twin.html) == full
+
+
+def test_plain_http_pages_hand_extraction_what_it_reads(server: PageServer) -> None:
+    """A `render: http` page is reduced by lxml (extract.reduce_html): extracting that input
+    gives the text of the whole page, and the next night's identical input is recognised."""
+    import asyncio
+
+    from monitor.extract import extract_reduced, extract_region
+    from monitor.fetch import HttpFetcher, Page
+    from monitor.watchlist import Document, Settings
+
+    pages = [(folder, keys, night) for folder, keys, night, _, _ in CASES.values()]
+    bodies = []
+    for n, (folder, _, night) in enumerate(pages):
+        bodies.append(gzip.decompress((REAL / folder / f"{night:02d}.html.gz").read_bytes()))
+        server.routes[f"/{n}"] = _route(bodies[-1])
+
+    async def fetch_all() -> list[tuple[Page, Page]]:
+        fetcher = HttpFetcher(Settings())
+        try:
+            got = []
+            for n, (_, keys, _) in enumerate(pages):
+                select, remove = tuple(keys.get("select", [])), tuple(keys.get("remove", []))
+                document = Document("real", f"p{n}", f"p{n}", server.url(f"/{n}"), select,
+                                    remove, render="http")  # fmt: skip
+                first = await fetcher.fetch(document)
+                got.append((first, await fetcher.fetch(document, first.fingerprint)))
+            return got
+        finally:
+            await fetcher.close()
+
+    for (keys, body), (page, again) in zip(
+        [(p[1], b) for p, b in zip(pages, bodies, strict=True)],
+        asyncio.run(fetch_all()),
+        strict=True,
+    ):
+        select, remove = keys.get("select") or None, keys.get("remove") or None
+        full, _ = extract_region(body.decode("utf-8", "replace"), select, remove)
+        assert page.reduced is not None and page.fingerprint is not None
+        assert extract_reduced(page.region, page.reduced) == full
+        assert again.same_as_known and again.fingerprint == page.fingerprint

@@ -368,3 +368,98 @@ def test_the_previous_fetch_is_found_across_the_upgrade_and_a_url_edit(
     assert (store.last_fetch(facebook.key, before_run=3) or {})["run_id"] == 2
     assert store.last_fetch(facebook.key, before_run=1) is None
     store.close()
+
+
+# --- schema 4: when a version was last seen lives in a row of its own ---------------------------
+
+
+def version_rows(home: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(home / "monitor.db") as db:
+        return db.execute("select * from versions order by id").fetchall()
+
+
+def test_an_unchanged_night_moves_last_seen_without_rewriting_the_version(
+    tmp_path: Path, facebook: Document
+) -> None:
+    docs = documents(facebook, 2)
+    assert outcomes_of(night(tmp_path, docs)) == {"baseline"}
+    before = version_rows(tmp_path)
+    with sqlite3.connect(tmp_path / "monitor.db") as db:  # every write to a version, counted
+        db.execute("create table rewrites (id integer)")
+        db.execute("create trigger count_rewrites after update on versions "
+                   "begin insert into rewrites values (new.id); end")  # fmt: skip
+    for _ in range(2):
+        outcomes = night(tmp_path, docs)
+        assert outcomes_of(outcomes) == {"unchanged"}
+        assert all(o.fetch.page and o.fetch.page.same_as_known for o in outcomes)
+    assert version_rows(tmp_path) == before
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        assert db.execute("select count(*) from rewrites").fetchone()[0] == 0
+    store = Store(tmp_path)
+    for document in docs:
+        [version] = store.versions(document.key)
+        last = store.fetches(document.key)[-1]
+        assert last["outcome"] == "unchanged"
+        # Where every reader looks: the store, `history`, the report's data, `search`.
+        assert store.last_seen(version.id) == version.last_seen
+        assert version.last_seen[:19] == last["started_at"][:19]
+        assert version.last_seen > version.first_seen
+    from monitor.records import search
+    from monitor.report.data import load_site
+
+    site = load_site(store)
+    [hit, *_] = search(store, "State of California")
+    assert {v.last_seen for v in site.versions.values()} == {
+        store.last_seen(v) for v in site.versions
+    }
+    assert hit["versions"][0]["last_seen"] == store.last_seen(hit["versions"][0]["version_id"])
+    store.close()
+    shown = run_cli(tmp_path, "history", docs[0].platform, docs[0].id)
+    assert f"last seen {store_last_seen(tmp_path, docs[0])}" in shown.stdout, shown
+
+
+def store_last_seen(home: Path, document: Document) -> str:
+    store = Store(home)
+    try:
+        [version] = store.versions(document.key)
+        return version.last_seen
+    finally:
+        store.close()
+
+
+def test_a_schema_3_database_upgrades_and_loses_nothing(tmp_path: Path, facebook: Document) -> None:
+    docs = documents(facebook, 2)
+    night(tmp_path, docs)
+    night(tmp_path, docs)
+    # As schema 3 left a home folder: the last sighting in the version's own row, no
+    # version_sightings table.
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        db.execute(
+            "update versions set last_seen = (select last_seen from version_sightings s "
+            "where s.version_id = versions.id) where id in (select version_id from "
+            "version_sightings)"
+        )
+        db.execute("drop table version_sightings")
+        db.execute("PRAGMA user_version=3")
+    tables = ("runs", "documents", "versions", "changes", "fetches", "fetch_targets")
+
+    def rows() -> dict[str, list[tuple[Any, ...]]]:
+        with sqlite3.connect(tmp_path / "monitor.db") as db:
+            return {t: db.execute(f"select * from {t} order by 1").fetchall() for t in tables}
+
+    before = rows()
+    seen = {v[0]: v[7] for v in before["versions"]}  # id -> last_seen, as recorded
+    store = Store(tmp_path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert {v: store.last_seen(v) for v in seen} == seen
+    store.close()
+    assert rows() == before, "opening the old database rewrites no row"
+    assert outcomes_of(night(tmp_path, docs)) == {"unchanged"}
+    store = Store(tmp_path)
+    for version_id, old in seen.items():
+        assert (store.last_seen(version_id) or "") > old
+    store.close()
+    after = rows()
+    assert after["versions"] == before["versions"]
+    for table in tables:
+        assert after[table][: len(before[table])] == before[table] or table == "documents"

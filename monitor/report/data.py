@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.categories import CATEGORIES, SEVERITY_ORDER, Category
-from monitor.store import Store
+from monitor.store import LAST_SEEN_SQL, SIGHTINGS_JOIN, Store
 
 # A change's review state is its latest decision (monitor.review), or "pending" without one.
 REVIEW_LABELS = {
@@ -203,8 +203,9 @@ def load_site(store: Store) -> Site:
 
 def _load_versions(store: Store, documents: dict[str, DocumentInfo]) -> None:
     rows = store.db.query(
-        "select id, document_key, sha256, first_seen, last_seen, chars, snapshot_path, raw_path,"
-        " run_id from versions order by id"
+        "select v.id, v.document_key, v.sha256, v.first_seen, "
+        f"{LAST_SEEN_SQL} as last_seen, v.chars, v.snapshot_path, v.raw_path, v.run_id "
+        f"from versions v {SIGHTINGS_JOIN} order by v.id"
     )
     for row in rows:
         document = documents.get(row["document_key"])
