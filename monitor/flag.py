@@ -20,7 +20,7 @@ import gzip
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -613,25 +613,70 @@ def flag_clause(text: str, heading: str = "", model: Model | None = None) -> lis
     return flags
 
 
+@dataclass(frozen=True)
+class ClauseInput:
+    """What the flagger sees of a clause: its text, section headings and neighbours."""
+
+    text: str
+    heading: str = ""
+    prev: str = ""
+    next: str = ""
+
+
+def flag_inputs(items: Sequence[ClauseInput]) -> list[list[Flag]]:
+    return [flag_clause(i.text, i.heading) for i in items]
+
+
 def flag_text(text: str) -> list[FlaggedClause]:
     """Flag every clause of a document version (clauses without flags included)."""
     return [FlaggedClause(c, flag_clause(c.text, c.heading)) for c in split_clauses(text)]
 
 
 def flag_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Add "labels" (category ids) to each row that has a "text"; keep every other key."""
+    """Add "labels" (category ids) to each row that has a "text"; keep every other key.
+
+    Rows with a "doc" and "pos" are flagged with their neighbours as context, as clauses of a
+    document are at run time.
+    """
+    rows = list(rows)
+    texted = [r for r in rows if isinstance(r.get("text"), str)]
+    labels = iter(flag_rows(texted))
     for row in rows:
-        text = row.get("text")
-        if isinstance(text, str):
-            heading = row.get("heading")
-            row = {
-                **row,
-                "labels": [
-                    f.category
-                    for f in flag_clause(text, heading if isinstance(heading, str) else "")
-                ],
-            }
+        if isinstance(row.get("text"), str):
+            row = {**row, "labels": next(labels)}
         yield row
+
+
+def row_contexts(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(previous, next) text of each labelled row: its neighbours by `pos` in the same document.
+
+    Labelled rows come one sentence (or segment) a line with their position in the document, so
+    the neighbours a clause has at run time (the clauses before and after it) can be rebuilt.
+    """
+    by_doc: dict[tuple[Any, Any], dict[int, str]] = {}
+    for row in rows:
+        pos = row.get("pos")
+        if isinstance(pos, int):
+            by_doc.setdefault((row.get("source"), row.get("doc")), {})[pos] = row["text"]
+    out = []
+    for row in rows:
+        pos = row.get("pos")
+        if not isinstance(pos, int):
+            out.append(("", ""))
+            continue
+        doc = by_doc[(row.get("source"), row.get("doc"))]
+        out.append((doc.get(pos - 1, ""), doc.get(pos + 1, "")))
+    return out
+
+
+def flag_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Category ids of labelled rows, each flagged with its neighbours as context."""
+    ctx = row_contexts(rows)
+    items = [
+        ClauseInput(r["text"], r["heading"] if isinstance(r.get("heading"), str) else "", p, n)
+        for r, (p, n) in zip(rows, ctx, strict=True)
+    ]
+    return [[f.category for f in flags] for flags in flag_inputs(items)]
 
 
 def flag_file(inp: TextIO, out: TextIO) -> int:
