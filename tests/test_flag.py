@@ -264,3 +264,23 @@ def test_deterministic() -> None:
     second = [fc.to_dict() for fc in flag_text(DOC + OLD)]
     assert first == second
     assert checklist(NEW) == checklist(NEW)
+
+
+def test_checklist_quotes_at_most_three_clauses_strongest_first() -> None:
+    clauses = [
+        "Any dispute will be resolved by final and binding arbitration administered by the AAA.",
+        "You waive any right to bring a class action or a class arbitration.",
+        "The arbitrator's decision is final and binding on both parties.",
+        "You and we waive the right to a trial by jury.",
+        "Claims must be brought in arbitration on an individual basis only.",
+    ]
+    text = "# Terms\n\n## Disputes\n" + "\n".join(clauses) + "\n"
+    (answer,) = [a for a in checklist(text) if a["category"] == "arbitration"]
+    assert answer["answer"] == "yes"
+    flagged = [f for fc in flag_text(text) for f in fc.flags if f.category == "arbitration"]
+    assert len(flagged) > 3  # more clauses than are quoted
+    quoted = answer["evidence"]
+    assert len(quoted) == 3
+    scores = [q["score"] for q in quoted]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == max(f.score for f in flagged)
