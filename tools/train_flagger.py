@@ -269,8 +269,20 @@ def cmd_test(labels: Path) -> None:
         _, vec, models, thr = train(tuning, "test-train")
         scores = decision(vec, models, Features(test), np.arange(len(test)))
         _dump("test-scores", scores=scores)
+    preds = labels_of(test, scores, thr)
     print(f"# trained on the tuning part, scored on the test part, {config()}")
-    print(json.dumps(report(test, labels_of(test, scores, thr))))
+    print(json.dumps(report(test, preds)))
+    if PRED_DIR is not None:  # gold + predictions, for ../shared/tools/score_*.py
+        PRED_DIR.mkdir(parents=True, exist_ok=True)
+        for family in ev.FAMILIES:
+            pairs = [(r, p) for r, p in zip(test, preds, strict=True) if r["_family"] == family]
+            with (PRED_DIR / f"gold_{family}.jsonl").open("w") as g:
+                g.writelines(
+                    json.dumps({k: v for k, v in r.items() if not k.startswith("_")}) + "\n"
+                    for r, _ in pairs
+                )
+            with (PRED_DIR / f"pred_{family}.jsonl").open("w") as f:
+                f.writelines(json.dumps({"text": r["text"], "labels": p}) + "\n" for r, p in pairs)
 
 
 def cmd_ship(labels: Path, out: Path) -> None:
@@ -310,6 +322,7 @@ def cmd_ship(labels: Path, out: Path) -> None:
 
 DUMP: Path | None = None
 REUSE = False
+PRED_DIR: Path | None = None
 
 
 def _dump(name: str, **arrays: np.ndarray) -> None:
@@ -356,9 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-cross-family", action="store_true")
     ap.add_argument("--dump", type=Path, help="keep raw logits in this directory")
     ap.add_argument("--reuse", action="store_true", help="test: logits from --dump, no training")
+    ap.add_argument("--pred-dir", type=Path, help="test: write gold/pred files for the scorers")
     args = ap.parse_args(argv)
-    global DUMP, REUSE
-    DUMP, REUSE = args.dump, args.reuse
+    global DUMP, REUSE, PRED_DIR
+    DUMP, REUSE, PRED_DIR = args.dump, args.reuse, args.pred_dir
     Config.C, Config.embed, Config.context = args.C, not args.no_embed, not args.no_context
     Config.class_weight = None if args.no_balance else "balanced"
     Config.min_precision_deal_breaker = args.min_precision
