@@ -254,16 +254,50 @@ def flag(input_file: Any, output_file: Any) -> None:
 
 
 @main.command("eval-flags")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def eval_flags(path: str) -> None:
-    """Score the flagger against labeled JSON lines: precision, recall, F1, macro-F1."""
-    from monitor.evaluate import evaluate_file
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--labels",
+    "labels_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Directory with privacy.jsonl / terms.jsonl (e.g. ../shared/labels).",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["test", "tuning", "all"]),
+    default="test",
+    show_default=True,
+    help="Which documents of the fixed split to score (see docs/flagging.md).",
+)
+@click.option(
+    "--family", type=click.Choice(["privacy", "terms"]), help="Family of PATH (default: its name)."
+)
+def eval_flags(path: str | None, labels_dir: str | None, part: str, family: str | None) -> None:
+    """Score the flagger on labelled JSON lines with the rules of score_flags.py (clause
+    macro-F1, per-category P/R/F1) and score_checklist.py (document accuracy per category).
+
+    Give --labels DIR (both families) or one PATH. Exit status 0 when every scored family meets
+    its bars, 1 when one is short, 2 on bad input.
+    """
+    from monitor import evaluate as ev
 
     try:
-        click.echo(evaluate_file(path))
+        if (path is None) == (labels_dir is None):
+            raise ValueError("give either PATH or --labels DIR")
+        if labels_dir is not None:
+            by_family = ev.load_labels(labels_dir, part)
+            click.echo(f"labels {labels_dir}, part {part}")
+        else:
+            assert path is not None
+            by_family = {family or ev.family_of(path): ev.select_part(ev.read_jsonl(path), part)}
+        ok = True
+        for fam, rows in by_family.items():
+            result = ev.evaluate_rows(fam, rows)
+            click.echo(result.text)
+            ok &= result.meets
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
+    sys.exit(0 if ok else 1)
 
 
 @main.command()

@@ -1,14 +1,15 @@
 """Flag clauses of a policy or terms document by category (see `monitor.categories`).
 
-Two signals, both cheap and deterministic:
+Two signals, both CPU-only, offline and deterministic:
 
-1. A linear model per category over word unigram + bigram features (TF-IDF weighted, L2
-   normalised), trained offline by `tools/train_flagger.py` with scikit-learn and shipped as plain
-   JSON weights in `monitor/data/flagger.json.gz`. Scoring is dict lookups; no scikit-learn here.
-2. Hand-written patterns grounded in legal drafting conventions (DOMAIN.md). They are features of
-   the model for the well-labelled categories, and decide on their own for the rare categories
-   (data-sale, indemnification, content-license, monitoring-duty), whose few labelled examples
-   cannot train a model, and for the extra categories that have no labels at all.
+1. For the ten categories with enough labels, one logistic regression each over feature blocks of
+   the clause and its neighbouring sentences (TF-IDF word n-grams and WordLlama sentence
+   embeddings, see "Model" below), trained offline by `tools/train_flagger.py` with scikit-learn
+   and shipped as numpy arrays in `monitor/data/flagger.npz`. No scikit-learn at run time.
+2. Hand-written patterns grounded in legal drafting conventions (DOMAIN.md) decide alone for the
+   rare categories (data-sale, indemnification, content-license, monitoring-duty), whose few
+   recall-only examples cannot train a model, and for the extra categories without labels. For
+   the model categories they only locate the evidence quoted inside a flagged clause.
 
 Everything returned by the public functions is plain JSON-able data or small dataclasses.
 """
@@ -16,22 +17,26 @@ Everything returned by the public functions is plain JSON-able data or small dat
 from __future__ import annotations
 
 import difflib
-import gzip
+import hashlib
+import io
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal, TextIO
+
+import numpy as np
 
 from monitor.categories import CATEGORIES
 
 Stance = Literal["allows", "denies", "conditional"]
 
-MODEL_RESOURCE = "flagger.json.gz"
-FEATURE_VERSION = 1  # bump when `features()` changes; the model file records the version it saw
+MODEL_RESOURCE = "flagger.npz"
+FEATURE_VERSION = 2  # bump when `ngrams()`/`embed()` change; the model file records the version
 
 # ---------------------------------------------------------------------------------------------
 # Data types
@@ -53,7 +58,7 @@ class Flag:
     end: int
     evidence: str
     stance: Stance | None
-    score: float  # model logit (+ pattern/heading bonus); higher = more confident
+    score: float  # margin of the model's logit over its threshold (0: pattern); higher = surer
     source: str  # "model", "pattern" or "model+pattern"
 
 
@@ -151,22 +156,6 @@ def tokens(text: str) -> list[str]:
         else:
             out.append(tok)
     return out
-
-
-def analyse(text: str) -> tuple[set[str], list[str], list[str]]:
-    """Features of one clause plus its topic-pattern and strong-pattern hits."""
-    toks = tokens(text)
-    hits, strong = pattern_hits(text), strong_hits(text)
-    feats = set(toks)
-    feats.update([f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)])
-    feats.update([f"P:{cat}" for cat in hits])
-    feats.update([f"S:{cat}" for cat in strong])
-    return feats, hits, strong
-
-
-def features(text: str) -> set[str]:
-    """Word unigrams, bigrams and pattern hits ("P:"/"S:" + category) of one clause."""
-    return analyse(text)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,11 +408,6 @@ def pattern_hits(text: str) -> list[str]:
     return [cat for cat, rx in _ANY.items() if rx.search(text)]
 
 
-def strong_hits(text: str) -> list[str]:
-    """Model categories whose decisive patterns match the text."""
-    return [cat for cat, rx in _STRONG.items() if rx.search(text)]
-
-
 def _pattern_span(cat: str, text: str) -> tuple[int, int] | None:
     for rx in (*_STRONG_COMPILED.get(cat, ()), *_COMPILED.get(cat, ())):
         m = rx.search(text)
@@ -432,54 +416,85 @@ def _pattern_span(cat: str, text: str) -> tuple[int, int] | None:
     return None
 
 
-# Headings that put every sentence below them on a topic ("12. Arbitration").
-_HEADING_TOPIC: dict[str, re.Pattern[str]] = {
-    cat: re.compile(p, re.IGNORECASE)
-    for cat, p in {
-        "indemnification": r"indemn|hold\s+harmless",
-        "governing-law": r"governing\s+law|jurisdiction|venue|choice\s+of\s+law|applicable\s+law",
-        "arbitration": r"arbitrat|class\s+action|dispute\s+resolution",
-        "terms-changes": r"changes?\s+to\s+(?:th|our)|modification|amendment",
-        "liability-limit": r"limitation\s+of\s+liability|disclaimer|warrant",
-        "content-license": r"licen[cs]e|your\s+content|user\s+content|rights\s+you\s+grant",
-        "termination": r"terminat|suspen",
-        "data-location": r"international|transfer|data\s+location|where\s+.*(?:stored|processed)",
-        "opt-out": r"choice|opt[\s-]out|your\s+(?:rights|controls)",
-        "data-sale": r"\bsale\b|\bsell",
-    }.items()
-}
-HEADING_BONUS = 0.75  # logit added under a topical heading; untrained, kept small on purpose
-
-
 # ---------------------------------------------------------------------------------------------
-# Model
+# Model: one logistic regression per category over feature blocks (tools/train_flagger.py)
+#
+# Blocks, each L2-normalised on its own so no block drowns the others:
+# - "clause", "prev", "next": TF-IDF of word unigrams + bigrams (`ngrams`) of the clause and of
+#   the sentences before and after it. CLAUDETTE tags only the key sentence of a clause, and an
+#   OPP-115 segment's topic is often set by its neighbours, so the context is a separate block
+#   (the same words mean something else in the clause than next to it).
+# - "emb_clause", "emb_prev", "emb_next": WordLlama sentence embeddings (MIT, weights shipped in
+#   its wheel, loaded offline) of the same three texts: they carry paraphrases n-grams miss.
+# Headings are not a block: the labelled rows have none, so their effect could not be measured.
+
+TEXT_BLOCKS = ("clause", "prev", "next")
+EMBED_BLOCKS = ("emb_clause", "emb_prev", "emb_next")
+EMBED_DIM = 256
+
+
+def ngrams(text: str) -> list[str]:
+    """Word unigrams and bigrams of one text (the TF-IDF features, training and run time)."""
+    toks = tokens(text)
+    return list(dict.fromkeys([*toks, *(f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False))]))
+
+
+@lru_cache(maxsize=1)
+def _embedder() -> Any:
+    import wordllama
+    from wordllama import WordLlama
+
+    # The wheel ships the weights and tokenizer: never download (no network at run time).
+    return WordLlama.load(
+        cache_dir=Path(wordllama.__file__).parent, disable_download=True, dim=EMBED_DIM
+    )
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    """L2-normalised sentence embeddings, zeros for empty texts (no neighbour)."""
+    out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
+    idx = [i for i, t in enumerate(texts) if t.strip()]
+    if idx:
+        out[idx] = _embedder().embed([texts[i] for i in idx], norm=True)
+    return out
 
 
 @dataclass(frozen=True)
 class Model:
+    version: str  # sha256 of the model file: part of every cache key
     categories: tuple[str, ...]
-    bias: tuple[float, ...]
-    threshold: tuple[float, ...]  # decision threshold on the logit, per category
-    # feature -> (idf squared, ((category index, weight * idf), ...)): one lookup per feature
-    table: dict[str, tuple[float, tuple[tuple[int, float], ...]]]
+    bias: np.ndarray  # (K,)
+    threshold: np.ndarray  # (K,) on the logit
+    vocab: dict[str, dict[str, int]]  # text block -> feature -> row
+    idf: dict[str, np.ndarray]  # text block -> (V,)
+    weights: dict[str, np.ndarray]  # block -> (V or EMBED_DIM, K); text blocks pre-scaled by idf
+    meta: dict[str, Any]
 
 
-def load_model_data(data: dict[str, Any]) -> Model:
-    """Build the run-time model from the JSON structure written by tools/train_flagger.py."""
-    if data.get("feature_version") != FEATURE_VERSION:
-        raise ValueError("flagger model was trained with other features; re-run train_flagger")
-    cats = tuple(data["categories"])
-    idf: dict[str, float] = data["idf"]
-    weights: dict[str, list[tuple[int, float]]] = {}
-    for ci, cat in enumerate(cats):
-        for feat, w in data["weights"][cat].items():
-            weights.setdefault(feat, []).append((ci, w * idf[feat]))
-    return Model(
-        categories=cats,
-        bias=tuple(data["bias"][c] for c in cats),
-        threshold=tuple(data["threshold"][c] for c in cats),
-        table={f: (v * v, tuple(weights.get(f, ()))) for f, v in idf.items()},
-    )
+def load_model(raw: bytes) -> Model:
+    """Build the run-time model from the .npz written by tools/train_flagger.py."""
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        header = json.loads(bytes(z["header"]).decode())
+        if header.get("feature_version") != FEATURE_VERSION:
+            raise ValueError("flagger model was trained with other features; re-run train_flagger")
+        vocab, idf, weights = {}, {}, {}
+        for b in TEXT_BLOCKS:
+            words = bytes(z[f"vocab_{b}"]).decode().split("\n")
+            vocab[b] = {w: i for i, w in enumerate(words)}
+            idf[b] = z[f"idf_{b}"].astype(np.float64)
+            weights[b] = z[f"w_{b}"].astype(np.float64) * idf[b][:, None]
+        for b in EMBED_BLOCKS:
+            weights[b] = z[f"w_{b}"].astype(np.float64)
+        return Model(
+            version=hashlib.sha256(raw).hexdigest()[:16],
+            categories=tuple(header["categories"]),
+            bias=z["bias"].astype(np.float64),
+            threshold=z["threshold"].astype(np.float64),
+            vocab=vocab,
+            idf={b: v**2 for b, v in idf.items()},  # squared: what the norm needs
+            weights=weights,
+            meta=header.get("meta", {}),
+        )
 
 
 @lru_cache(maxsize=1)
@@ -489,40 +504,34 @@ def default_model() -> Model | None:
         raw = resources.files("monitor").joinpath("data", MODEL_RESOURCE).read_bytes()
     except (FileNotFoundError, OSError):
         return None
-    return load_model_data(json.loads(gzip.decompress(raw)))
+    return load_model(raw)
 
 
-def model_scores(model: Model, feats: set[str]) -> list[float]:
-    """Logit per model category: bias + TF-IDF (L2-normalised) dot weights."""
-    acc = [0.0] * len(model.categories)
-    norm2 = 0.0
-    table = model.table
-    for f in feats:
-        entry = table.get(f)
-        if entry is not None:
-            norm2 += entry[0]
-            for ci, w in entry[1]:
-                acc[ci] += w
-    if not norm2:
-        return list(model.bias)
-    norm = math.sqrt(norm2)
-    return [b + a / norm for b, a in zip(model.bias, acc, strict=True)]
+def _text_block(model: Model, block: str, grams: list[list[str]]) -> np.ndarray:
+    vocab, idf2, w = model.vocab[block], model.idf[block], model.weights[block]
+    out = np.zeros((len(grams), len(model.categories)))
+    for i, gs in enumerate(grams):
+        idx = [j for j in (vocab.get(g) for g in gs) if j is not None]
+        if idx:
+            out[i] = w[idx].sum(axis=0) / math.sqrt(idf2[idx].sum())
+    return out
 
 
-def _top_feature_span(model: Model, ci: int, text: str, feats: set[str]) -> tuple[int, int]:
-    """Span of the word/bigram that pushed category `ci` most: evidence when no pattern hit."""
-    best, best_w = "", 0.0
-    for f in feats:
-        for cj, w in model.table.get(f, (0.0, ()))[1]:
-            if cj == ci and w > best_w:
-                best, best_w = f, w
-    if best and not best.startswith("P:"):
-        words = best.split(" ")
-        rx = r"\W+".join(re.escape(w).replace("'", "['’]") for w in words)
-        m = re.search(r"\b" + rx, text, re.IGNORECASE)
-        if m:
-            return m.start(), m.end()
-    return 0, len(text)
+def model_scores(model: Model, items: Sequence[ClauseInput]) -> np.ndarray:
+    """Logits (n, K) of the model categories for a batch of clauses."""
+    z = np.tile(model.bias, (len(items), 1))
+    texts = {"clause": [i.text for i in items], "prev": [i.prev for i in items]}
+    texts["next"] = [i.next for i in items]
+    memo: dict[str, list[str]] = {}  # a clause's n-grams are its neighbours' context n-grams
+    for b in TEXT_BLOCKS:
+        grams = [memo[t] if t in memo else memo.setdefault(t, ngrams(t)) for t in texts[b]]
+        z += _text_block(model, b, grams)
+    uniq = list(dict.fromkeys(t for b in TEXT_BLOCKS for t in texts[b]))
+    vecs = embed(uniq)
+    row = {t: k for k, t in enumerate(uniq)}
+    for b, eb in zip(TEXT_BLOCKS, EMBED_BLOCKS, strict=True):
+        z += vecs[[row[t] for t in texts[b]]].astype(np.float64) @ model.weights[eb]
+    return z
 
 
 # ---------------------------------------------------------------------------------------------
@@ -571,67 +580,125 @@ def stance(text: str, start: int, end: int, category: str = "") -> Stance | None
 # Flagging
 
 
-def flag_clause(text: str, heading: str = "", model: Model | None = None) -> list[Flag]:
-    """Categories of one clause with evidence and stance, in registry order.
+@dataclass(frozen=True)
+class ClauseInput:
+    """What the flagger sees of a clause: its text, section headings and neighbours."""
 
-    `heading` (the clause's section headings) nudges the model towards the heading's topic: a
-    sentence under "Arbitration" is more likely about arbitration than the same words elsewhere.
+    text: str
+    heading: str = ""
+    prev: str = ""  # the clause before it in the document ("" at the start)
+    next: str = ""
+
+
+def flag_inputs(items: Sequence[ClauseInput], model: Model | None = None) -> list[list[Flag]]:
+    """Categories of a batch of clauses with evidence and stance, in registry order.
+
+    Model categories are decided by the model alone (logit >= its category's threshold); the
+    categories it cannot learn (`PATTERN_ONLY`) by their patterns. `score` is the logit's margin
+    over the threshold (0 for pattern decisions): higher = more confident, used to order the
+    checklist's evidence.
     """
     model = model if model is not None else default_model()
-    feats, hit_list, strong_list = analyse(text)
-    hits, strong = set(hit_list), set(strong_list)
-    scores: dict[str, float] = {}
-    decided: dict[str, str] = {}
-    if model is not None:
-        for ci, z in enumerate(model_scores(model, feats)):
-            cat = model.categories[ci]
-            if cat in PATTERN_ONLY:
+    margins = (
+        model_scores(model, items) - model.threshold
+        if model is not None and items
+        else np.zeros((len(items), 0))
+    )
+    out = []
+    for item, row in zip(items, margins, strict=True):
+        text = item.text
+        decided: dict[str, tuple[float, str]] = {}
+        if model is not None:
+            for ci, m in enumerate(row):
+                if m >= 0:
+                    decided[model.categories[ci]] = (float(m), "model")
+        for cat in pattern_hits(text):
+            if cat in PATTERN_ONLY or model is None or cat not in model.categories:
+                decided.setdefault(cat, (0.0, "pattern"))
+        flags = []
+        for cat in CATEGORIES:
+            if cat not in decided:
                 continue
-            if heading and cat in _HEADING_TOPIC and _HEADING_TOPIC[cat].search(heading):
-                z += HEADING_BONUS
-            scores[cat] = z
-            if z >= model.threshold[ci]:
-                decided[cat] = "model+pattern" if cat in hits | strong else "model"
-            elif cat in strong:
-                decided[cat] = "pattern"
-    for cat in hits | strong:
-        if cat in PATTERN_ONLY or model is None or cat not in model.categories:
-            decided[cat] = "pattern"
-            scores.setdefault(cat, 0.0)
-    flags = []
-    for cat in CATEGORIES:
-        if cat not in decided:
-            continue
-        span = _pattern_span(cat, text) if cat in hits | strong else None
-        if span is None:
-            ci = model.categories.index(cat) if model else -1
-            span = _top_feature_span(model, ci, text, feats) if model else (0, len(text))
-        s, e = span
-        flags.append(
-            Flag(cat, s, e, text[s:e], stance(text, s, e, cat), round(scores[cat], 4), decided[cat])
+            span = _pattern_span(cat, text) or (0, len(text))
+            s, e = span
+            score, source = decided[cat]
+            flags.append(
+                Flag(cat, s, e, text[s:e], stance(text, s, e, cat), round(score, 4), source)
+            )
+        out.append(flags)
+    return out
+
+
+def flag_clause(
+    text: str, heading: str = "", model: Model | None = None, prev: str = "", next: str = ""
+) -> list[Flag]:
+    """Categories of one clause; give its neighbours (`prev`, `next`) when known."""
+    return flag_inputs([ClauseInput(text, heading, prev, next)], model)[0]
+
+
+def clause_inputs(clauses: Sequence[Clause]) -> list[ClauseInput]:
+    """Each clause of a document with the clauses before and after it as context."""
+    texts = [c.text for c in clauses]
+    return [
+        ClauseInput(
+            c.text, c.heading, texts[i - 1] if i else "", texts[i + 1] if i + 1 < len(texts) else ""
         )
-    return flags
+        for i, c in enumerate(clauses)
+    ]
 
 
 def flag_text(text: str) -> list[FlaggedClause]:
     """Flag every clause of a document version (clauses without flags included)."""
-    return [FlaggedClause(c, flag_clause(c.text, c.heading)) for c in split_clauses(text)]
+    clauses = split_clauses(text)
+    flags = flag_inputs(clause_inputs(clauses))
+    return [FlaggedClause(c, f) for c, f in zip(clauses, flags, strict=True)]
 
 
 def flag_records(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Add "labels" (category ids) to each row that has a "text"; keep every other key."""
+    """Add "labels" (category ids) to each row that has a "text"; keep every other key.
+
+    Rows with a "doc" and "pos" are flagged with their neighbours as context, as clauses of a
+    document are at run time.
+    """
+    rows = list(rows)
+    texted = [r for r in rows if isinstance(r.get("text"), str)]
+    labels = iter(flag_rows(texted))
     for row in rows:
-        text = row.get("text")
-        if isinstance(text, str):
-            heading = row.get("heading")
-            row = {
-                **row,
-                "labels": [
-                    f.category
-                    for f in flag_clause(text, heading if isinstance(heading, str) else "")
-                ],
-            }
+        if isinstance(row.get("text"), str):
+            row = {**row, "labels": next(labels)}
         yield row
+
+
+def row_contexts(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(previous, next) text of each labelled row: its neighbours by `pos` in the same document.
+
+    Labelled rows come one sentence (or segment) a line with their position in the document, so
+    the neighbours a clause has at run time (the clauses before and after it) can be rebuilt.
+    """
+    by_doc: dict[tuple[Any, Any], dict[int, str]] = {}
+    for row in rows:
+        pos = row.get("pos")
+        if isinstance(pos, int):
+            by_doc.setdefault((row.get("source"), row.get("doc")), {})[pos] = row["text"]
+    out = []
+    for row in rows:
+        pos = row.get("pos")
+        if not isinstance(pos, int):
+            out.append(("", ""))
+            continue
+        doc = by_doc[(row.get("source"), row.get("doc"))]
+        out.append((doc.get(pos - 1, ""), doc.get(pos + 1, "")))
+    return out
+
+
+def flag_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Category ids of labelled rows, each flagged with its neighbours as context."""
+    ctx = row_contexts(rows)
+    items = [
+        ClauseInput(r["text"], r["heading"] if isinstance(r.get("heading"), str) else "", p, n)
+        for r, (p, n) in zip(rows, ctx, strict=True)
+    ]
+    return [[f.category for f in flags] for flags in flag_inputs(items)]
 
 
 def flag_file(inp: TextIO, out: TextIO) -> int:
@@ -803,6 +870,7 @@ def _answer(category: str, items: list[tuple[Flag, Clause]]) -> dict[str, Any]:
                 "heading": clause.heading,
                 "quote": f.evidence,
                 "stance": f.stance,
+                "score": f.score,
             }
             for f, clause in best[:CHECKLIST_EVIDENCE]
         ],

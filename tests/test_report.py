@@ -613,3 +613,21 @@ def test_platform_page_shows_the_last_review_and_answers_changed_since(
     expect(page.locator(".last-review")).to_contain_text("Last reviewed by Sam Second on")
     expect(page.locator(".last-review")).to_contain_text("(Escalated to the PIO)")
     expect(page.locator("main .changed-since-review:not(.last-review *)")).to_have_count(0)
+
+
+def test_change_page_shows_the_answers_it_turns_and_the_clause_why(
+    history: History, page: Page
+) -> None:
+    """Version 2 adds an arbitration clause: its change page says the arbitration answer went
+    from "unclear" to "yes" because of that added clause; the revert says the opposite."""
+    pages = change_pages(history.site)
+    page.goto(url(pages["terms-new"]))
+    item = page.locator("#answers li.answer-change", has_text="Binding arbitration")
+    expect(item).to_contain_text("unclear → yes")
+    expect(item.locator("li.clause-added")).to_contain_text("resolved by binding arbitration")
+    page.goto(url(pages["terms-revert"]))
+    item = page.locator("#answers li.answer-change", has_text="Binding arbitration")
+    expect(item).to_contain_text("yes → unclear")
+    expect(item.locator("li.clause-removed")).to_contain_text("resolved by binding arbitration")
+    # Governing law stays "yes" (California -> Delaware): not an answer this change turns.
+    expect(page.locator("#answers li.answer-change", has_text="Governing law")).to_have_count(0)

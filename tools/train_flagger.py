@@ -1,29 +1,27 @@
-"""Train the clause flagger's linear model and measure it by cross-validation over documents.
+"""Train the clause flagger and measure it honestly (docs/flagging.md has the protocol).
 
-    python tools/train_flagger.py [--labels DIR] [--out monitor/data/flagger.json.gz]
+    python tools/train_flagger.py cv     [--labels DIR] [--C 4] [--no-embed] [--no-context]
+    python tools/train_flagger.py test   [--labels DIR]   # once, with the frozen choices
+    python tools/train_flagger.py ship   [--labels DIR] [--out monitor/data/flagger.npz]
 
-Reproducible: fixed folds (GroupKFold by "doc", documents sorted), liblinear (deterministic).
-Steps:
+- `cv`: grouped (by document) 5-fold cross-validation on the TUNING part only: out-of-fold
+  logits, per-category thresholds picked on them. Every choice (blocks, C, class weights) is
+  made on this output.
+- `test`: trains on the tuning part (thresholds from its grouped out-of-fold scores), predicts
+  the test part once and prints both scorers' figures (monitor.evaluate = score_flags.py and
+  score_checklist.py rules).
+- `ship`: the same recipe on all labels; writes the .npz the run-time flagger loads.
 
-1. Features are `monitor.flag.features` (the run-time code): word unigrams + bigrams + domain
-   pattern hits, TF-IDF weighted and L2-normalised like `monitor.flag.model_scores`.
-2. One logistic regression per model category. Training rows per category follow the scoring
-   rules (monitor.evaluate.is_negative): incomplete rows only as positives, known annotation gaps
-   and untagged neighbours of tagged sentences left out rather than taught as negatives.
-3. Nested cross-validation by document: for each of 5 outer folds, the decision threshold of each
-   category is picked on out-of-fold scores of an inner 4-fold split of the training documents
-   only, then the outer fold is predicted. The printed figures are these outer-fold results,
-   scored with `monitor.evaluate.evaluate` per labels file (privacy.jsonl -> privacy family,
-   terms.jsonl -> terms family).
-4. The shipped model is trained on all rows; its thresholds come from 5-fold out-of-fold scores.
-
-scikit-learn is used here only; the run-time flagger applies the exported weights in pure Python.
+Features are `monitor.flag.ngrams` / `monitor.flag.embed` (run-time code), TF-IDF weighted and
+L2-normalised per block exactly like `monitor.flag.model_scores`. Training rows per category
+follow the scoring rules: incomplete rows only as positives; untagged CLAUDETTE neighbours of a
+tagged sentence, rows of the other family's file, and known annotation gaps are left out rather
+than taught as negatives. scikit-learn is used here only.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import sys
@@ -41,259 +39,355 @@ from sklearn.model_selection import GroupKFold
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor import evaluate as ev  # noqa: E402
 from monitor import flag  # noqa: E402
-from monitor.categories import CATEGORIES, LABELLED_IDS  # noqa: E402
-from monitor.evaluate import _tagged_positions, evaluate, format_report, is_negative  # noqa: E402
 
-MODEL_CATEGORIES = [c for c in LABELLED_IDS if c not in flag.PATTERN_ONLY]
-DEAL_BREAKERS = {c for c, cat in CATEGORIES.items() if cat.severity == "deal-breaker"}
+MODEL_CATEGORIES = [c for fam in ev.FAMILIES.values() for c in fam["full"]]
+FAMILY_OF = {c: f for f, fam in ev.FAMILIES.items() for c in fam["full"]}
+DEAL_BREAKERS = ev.DEAL_BREAKERS
+FOLDS = 5
 MIN_DF = 2
-PRUNE = 0.05  # weights below this (on L2-normalised TF-IDF inputs) are dropped: 2.5x fewer lookups
-C_REG = 4.0
-MIN_PRECISION_DEAL_BREAKER = 0.85  # keep a margin over the 0.80 target when picking thresholds
-OUTER_FOLDS, INNER_FOLDS = 5, 4
-FAMILY_GAP = True
-FAMILY_FILE = {"privacy": "privacy.jsonl", "terms": "terms.jsonl"}
-CLASS_WEIGHT: str | None = "balanced"
 
 Row = dict[str, Any]
 
 
-def load_rows(labels_dir: Path) -> list[Row]:
+class Config:
+    C = 4.0
+    class_weight: str | None = "balanced"
+    embed = True
+    context = True
+    min_precision_deal_breaker = 0.85  # a margin over the 0.80 bar: thresholds are noisy
+    cross_family = True
+    min_recall_for_floor = 0.2  # below this recall the precision floor is given up (CV choice)
+
+
+def load(labels: Path, part: str) -> list[Row]:
     rows: list[Row] = []
-    for path in sorted(labels_dir.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    row = json.loads(line)
-                    row["_file"] = path.name
-                    rows.append(row)
+    for family, rs in ev.load_labels(labels, part).items():
+        ctx = flag.row_contexts(rs)
+        for r, (p, n) in zip(rs, ctx, strict=True):
+            rows.append({**r, "_family": family, "_prev": p, "_next": n})
     return rows
 
 
+class Features:
+    """All feature blocks of a set of rows, computed once (CV refits only the vocabularies)."""
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.grams = {
+            "clause": [flag.ngrams(r["text"]) for r in rows],
+            "prev": [flag.ngrams(r["_prev"]) for r in rows],
+            "next": [flag.ngrams(r["_next"]) for r in rows],
+        }
+        uniq = list(dict.fromkeys(t for r in rows for t in (r["text"], r["_prev"], r["_next"])))
+        vecs = flag.embed(uniq)
+        at = {t: i for i, t in enumerate(uniq)}
+        self.emb = {
+            "emb_clause": vecs[[at[r["text"]] for r in rows]],
+            "emb_prev": vecs[[at[r["_prev"]] for r in rows]],
+            "emb_next": vecs[[at[r["_next"]] for r in rows]],
+        }
+
+
+def text_blocks() -> tuple[str, ...]:
+    return flag.TEXT_BLOCKS if Config.context else ("clause",)
+
+
+def embed_blocks() -> tuple[str, ...]:
+    if not Config.embed:
+        return ()
+    return flag.EMBED_BLOCKS if Config.context else ("emb_clause",)
+
+
 class Vectorizer:
-    """TF-IDF over binary features, identical to monitor.flag.model_scores at run time."""
+    def __init__(self, feats: Features, idx: np.ndarray) -> None:
+        self.vocab: dict[str, dict[str, int]] = {}
+        self.idf: dict[str, np.ndarray] = {}
+        n = len(idx)
+        for b in text_blocks():
+            df = Counter(g for i in idx for g in feats.grams[b][i])
+            words = sorted(g for g, k in df.items() if k >= MIN_DF)
+            self.vocab[b] = {w: j for j, w in enumerate(words)}
+            self.idf[b] = np.array([math.log((1 + n) / (1 + df[w])) + 1.0 for w in words])
 
-    def __init__(self, feats: Sequence[set[str]], min_df: int = MIN_DF) -> None:
-        df = Counter(f for fs in feats for f in fs)
-        self.vocab = {f: i for i, f in enumerate(sorted(f for f, n in df.items() if n >= min_df))}
-        n = len(feats)
-        self.idf = np.zeros(len(self.vocab))
-        for f, i in self.vocab.items():
-            self.idf[i] = math.log((1 + n) / (1 + df[f])) + 1.0
-
-    def transform(self, feats: Sequence[set[str]]) -> sparse.csr_matrix:
-        indptr: list[int] = [0]
-        indices: list[int] = []
-        data: list[float] = []
-        for fs in feats:
-            idx = sorted(self.vocab[f] for f in fs if f in self.vocab)
-            vals = self.idf[idx]
-            norm = float(np.sqrt((vals**2).sum())) or 1.0
-            indices.extend(idx)
-            data.extend(vals / norm)
-            indptr.append(len(indices))
-        return sparse.csr_matrix((data, indices, indptr), shape=(len(feats), len(self.vocab)))
-
-
-def usable_negative(row: Row, cat: str, tagged: dict) -> bool:
-    """May `row` teach the model that it is not about `cat`?
-
-    Besides the scoring rules, a labels file only annotated its own family: OPP-115 never tagged
-    terms categories, so a privacy policy's "we may change this policy" must not be taught as
-    "not terms-changes" (with FAMILY_GAP on).
-    """
-    if FAMILY_GAP and row["_file"] != FAMILY_FILE[CATEGORIES[cat].family]:
-        return False
-    return is_negative(row, cat, tagged)
+    def transform(self, feats: Features, idx: np.ndarray) -> sparse.csr_matrix:
+        mats = []
+        for b in text_blocks():
+            vocab, idf = self.vocab[b], self.idf[b]
+            indptr, indices, data = [0], [], []
+            for i in idx:
+                cols = sorted({vocab[g] for g in feats.grams[b][i] if g in vocab})
+                vals = idf[cols]
+                norm = float(np.sqrt((vals**2).sum())) or 1.0
+                indices.extend(cols)
+                data.extend(vals / norm)
+                indptr.append(len(indices))
+            mats.append(sparse.csr_matrix((data, indices, indptr), shape=(len(idx), len(vocab))))
+        for b in embed_blocks():
+            mats.append(sparse.csr_matrix(feats.emb[b][idx].astype(np.float64)))
+        return sparse.hstack(mats, format="csr")
 
 
-def training_mask(rows: Sequence[Row], cat: str, tagged: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Rows usable for category `cat` and their 0/1 targets."""
+def usable(rows: Sequence[Row], cat: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that may teach category `cat` and their 0/1 targets (see module docstring)."""
+    near = ev.near_tagged(rows)
     y = np.array([cat in r["labels"] for r in rows], dtype=int)
-    use = np.array(
-        [bool(t) or usable_negative(r, cat, tagged) for r, t in zip(rows, y, strict=True)]
+    neg = np.array(
+        [
+            not t
+            and (
+                r["_family"] == FAMILY_OF[cat]
+                # terms sentences teach the privacy models what is not privacy (otherwise
+                # "Welcome to our website." is flagged ad-tracking); not the other way round:
+                # OPP-115 never tagged terms topics ("we may change this policy")
+                or (Config.cross_family and FAMILY_OF[cat] == "privacy")
+            )
+            and bool(r.get("complete"))
+            and (r["doc"], r.get("pos"), cat) not in near
+            for r, t in zip(rows, y, strict=True)
+        ]
     )
-    return use, y
+    return (y == 1) | neg, y
 
 
-def fit(rows: Sequence[Row], feats: Sequence[set[str]]) -> tuple[Vectorizer, dict[str, Any]]:
-    vec = Vectorizer(feats)
-    X = vec.transform(feats)
-    tagged = _tagged_positions(list(rows))
+def fit(rows: Sequence[Row], feats: Features, idx: np.ndarray) -> tuple[Vectorizer, dict]:
+    vec = Vectorizer(feats, idx)
+    X = vec.transform(feats, idx)
+    sub = [rows[i] for i in idx]
     models = {}
     for cat in MODEL_CATEGORIES:
-        use, y = training_mask(rows, cat, tagged)
+        use, y = usable(sub, cat)
         lr = LogisticRegression(
-            C=C_REG, solver="liblinear", class_weight=CLASS_WEIGHT, max_iter=500
+            C=Config.C, solver="liblinear", class_weight=Config.class_weight, max_iter=1000
         )
         lr.fit(X[use], y[use])
-        coef = lr.coef_[0].copy()
-        coef[np.abs(coef) < PRUNE] = 0.0  # what ships is what is measured
-        models[cat] = (coef, float(lr.intercept_[0]))
+        models[cat] = (lr.coef_[0].copy(), float(lr.intercept_[0]))
     return vec, models
 
 
-def decision(vec: Vectorizer, models: dict[str, Any], feats: Sequence[set[str]]) -> np.ndarray:
-    X = vec.transform(feats)
+def decision(vec: Vectorizer, models: dict, feats: Features, idx: np.ndarray) -> np.ndarray:
+    X = vec.transform(feats, idx)
     return np.column_stack([X @ models[c][0] + models[c][1] for c in MODEL_CATEGORIES])
 
 
-def oof_scores(rows: Sequence[Row], feats: Sequence[set[str]], folds: int) -> np.ndarray:
-    """Out-of-fold logits of every row, folds grouped by document."""
-    groups = [r["doc"] for r in rows]
-    out = np.zeros((len(rows), len(MODEL_CATEGORIES)))
-    for tr, te in GroupKFold(n_splits=folds).split(rows, groups=groups):
-        vec, models = fit([rows[i] for i in tr], [feats[i] for i in tr])
-        out[te] = decision(vec, models, [feats[i] for i in te])
+def oof(rows: Sequence[Row], feats: Features, idx: np.ndarray) -> np.ndarray:
+    """Grouped out-of-fold logits of rows[idx] (folds by document)."""
+    groups = [f"{rows[i]['source']}|{rows[i]['doc']}" for i in idx]
+    out = np.zeros((len(idx), len(MODEL_CATEGORIES)))
+    for tr, te in GroupKFold(n_splits=FOLDS).split(idx, groups=groups):
+        vec, models = fit(rows, feats, idx[tr])
+        out[te] = decision(vec, models, feats, idx[te])
     return out
 
 
-def pick_thresholds(
-    rows: Sequence[Row], feats: Sequence[set[str]], scores: np.ndarray
-) -> dict[str, float]:
+def pick_thresholds(rows: Sequence[Row], scores: np.ndarray) -> np.ndarray:
     """Per category, the logit threshold with the best F1 under the scoring rules.
 
-    Deal breakers must also reach MIN_PRECISION_DEAL_BREAKER: a false "deal breaker" alert
-    costs a lawyer's time, so precision is what the targets ask of them.
+    Deal breakers must also keep precision >= min_precision_deal_breaker (the target is 0.80).
     """
-    tagged = _tagged_positions(list(rows))
-    out = {}
+    out = np.zeros(len(MODEL_CATEGORIES))
     for k, cat in enumerate(MODEL_CATEGORIES):
-        y = np.array([cat in r["labels"] for r in rows])
-        neg = np.array(
-            [not t and is_negative(r, cat, tagged) for r, t in zip(rows, y, strict=True)]
-        )
+        use, y = usable(rows, cat)
+        pos = y == 1
+        neg = use & ~pos
         s = scores[:, k]
-        strong = np.array([f"S:{cat}" in fs for fs in feats])
-        best = (-1.0, float(s.max()) + 1.0)
-        for t in np.unique(np.round(s[y], 3)):
-            pred = (s >= t) | strong
-            tp = int((pred & y).sum())
+        best = (-1.0, float(s.max()) + 1.0, 0.0)
+        free = (-1.0, float(s.max()) + 1.0, 0.0)  # F1-best without the precision floor
+        for t in np.unique(np.round(s[pos], 3)):
+            pred = s >= t
+            tp = int((pred & pos).sum())
             fp = int((pred & neg).sum())
             p = tp / (tp + fp) if tp + fp else 0.0
-            r = tp / max(1, int(y.sum()))
+            r = tp / max(1, int(pos.sum()))
             f1 = 2 * p * r / (p + r) if p + r else 0.0
-            if cat in DEAL_BREAKERS and p < MIN_PRECISION_DEAL_BREAKER:
+            if f1 > free[0]:
+                free = (f1, float(t), r)
+            if cat in DEAL_BREAKERS and p < Config.min_precision_deal_breaker:
                 continue
             if f1 > best[0]:
-                best = (f1, float(t))
-        out[cat] = best[1] - 1e-6
+                best = (f1, float(t), r)
+        if best[2] < Config.min_recall_for_floor:
+            # The floor cannot be met at any useful recall (arbitration: CLAUDETTE tags one key
+            # sentence of a section): a checklist that never says "yes" misses the deal breaker
+            # in every document, so take the F1-best threshold and report the precision short.
+            best = free
+        out[k] = best[1] - 1e-6
     return out
 
 
-def predictions(feats: Sequence[set[str]], scores: np.ndarray, thr: dict[str, float]) -> list:
-    """Run-time decision rule (monitor.flag.flag_clause) applied to precomputed logits."""
-    preds = []
-    for fs, row_scores in zip(feats, scores, strict=True):
-        cats = {f[2:] for f in fs if f.startswith("P:") and f[2:] in flag.PATTERN_ONLY}
-        cats.update(f[2:] for f in fs if f.startswith("S:"))
-        cats.update(c for c, z in zip(MODEL_CATEGORIES, row_scores, strict=True) if z >= thr[c])
-        preds.append(cats)
-    return preds
+def labels_of(rows: Sequence[Row], scores: np.ndarray, thr: np.ndarray) -> list[list[str]]:
+    """The run-time decision (monitor.flag.flag_inputs) on precomputed logits."""
+    out = []
+    for r, z in zip(rows, scores, strict=True):
+        cats = {c for c, v, t in zip(MODEL_CATEGORIES, z, thr, strict=True) if v >= t}
+        cats |= {c for c in flag.pattern_hits(r["text"]) if c in flag.PATTERN_ONLY}
+        out.append(sorted(cats))
+    return out
 
 
-def report_by_file(rows: Sequence[Row], preds: Sequence[set[str]]) -> dict[str, Any]:
-    by_id = {id(r): p for r, p in zip(rows, preds, strict=True)}
-    results = {}
-    for name in sorted({r["_file"] for r in rows}):
-        subset = [r for r in rows if r["_file"] == name]
-        rep = evaluate(subset, predict=lambda r: by_id[id(r)])
-        print(f"== {name}\n{format_report(rep)}\n")
-        results[name] = rep.to_dict()
-    return results
+def report(rows: Sequence[Row], preds: Sequence[list[str]]) -> dict[str, Any]:
+    figures = {}
+    for family in ev.FAMILIES:
+        idx = [i for i, r in enumerate(rows) if r["_family"] == family]
+        gold = [rows[i] for i in idx]
+        pr = [preds[i] for i in idx]
+        fs, cs = ev.score_flags(family, gold, pr), ev.score_checklist(family, gold, pr)
+        print(f"== {family}: {len(gold)} rows, {len({(r['source'], r['doc']) for r in gold})} docs")
+        print(ev.format_flag_score(fs))
+        print(ev.format_checklist_score(cs))
+        figures[family] = {"macro_f1": round(fs.macro_f1, 3), "doc_acc": round(cs.mean_accuracy, 3)}
+    return figures
 
 
-def nested_cv(rows: Sequence[Row], feats: Sequence[set[str]]) -> list[set[str]]:
-    groups = [r["doc"] for r in rows]
-    preds: list[set[str]] = [set() for _ in rows]
-    for fold, (tr, te) in enumerate(GroupKFold(n_splits=OUTER_FOLDS).split(rows, groups=groups)):
-        tr_rows, tr_feats = [rows[i] for i in tr], [feats[i] for i in tr]
-        thr = pick_thresholds(tr_rows, tr_feats, oof_scores(tr_rows, tr_feats, INNER_FOLDS))
-        vec, models = fit(tr_rows, tr_feats)
-        te_feats = [feats[i] for i in te]
-        for i, p in zip(
-            te, predictions(te_feats, decision(vec, models, te_feats), thr), strict=True
-        ):
-            preds[i] = p
-        print(f"outer fold {fold + 1}/{OUTER_FOLDS} done", file=sys.stderr)
-    return preds
+def cmd_cv(rows: list[Row]) -> None:
+    """Grouped out-of-fold logits of the tuning part; thresholds picked on the same out-of-fold
+    logits (one number per category, so the optimism is small; the test part has none)."""
+    feats = Features(rows)
+    scores = oof(rows, feats, np.arange(len(rows)))
+    _dump("cv", tuning_oof=scores)
+    thr = pick_thresholds(rows, scores)
+    print(f"# grouped {FOLDS}-fold CV on the tuning part, {config()}")
+    print(json.dumps(report(rows, labels_of(rows, scores, thr))))
 
 
-def export(vec: Vectorizer, models: dict[str, Any], thr: dict[str, float], meta: dict) -> dict:
-    inv = {i: f for f, i in vec.vocab.items()}
-    weights = {}
-    for cat in MODEL_CATEGORIES:
-        coef = models[cat][0]
-        nz = np.flatnonzero(coef)
-        weights[cat] = {inv[int(i)]: round(float(coef[i]), 4) for i in nz}
-    return {
+def train(rows: list[Row], name: str) -> tuple[Features, Vectorizer, dict, np.ndarray]:
+    feats = Features(rows)
+    idx = np.arange(len(rows))
+    scores = oof(rows, feats, idx)
+    _dump(name, oof=scores)
+    thr = pick_thresholds(rows, scores)
+    vec, models = fit(rows, feats, idx)
+    return feats, vec, models, thr
+
+
+def cmd_test(labels: Path) -> None:
+    tuning, test = load(labels, "tuning"), load(labels, "test")
+    if REUSE and DUMP is not None:  # the logits of an earlier run: only thresholds re-picked
+        thr = pick_thresholds(tuning, np.load(DUMP / "test-train.npz")["oof"])
+        scores = np.load(DUMP / "test-scores.npz")["scores"]
+    else:
+        _, vec, models, thr = train(tuning, "test-train")
+        scores = decision(vec, models, Features(test), np.arange(len(test)))
+        _dump("test-scores", scores=scores)
+    preds = labels_of(test, scores, thr)
+    print(f"# trained on the tuning part, scored on the test part, {config()}")
+    print(json.dumps(report(test, preds)))
+    if PRED_DIR is not None:  # gold + predictions, for ../shared/tools/score_*.py
+        PRED_DIR.mkdir(parents=True, exist_ok=True)
+        for family in ev.FAMILIES:
+            pairs = [(r, p) for r, p in zip(test, preds, strict=True) if r["_family"] == family]
+            with (PRED_DIR / f"gold_{family}.jsonl").open("w") as g:
+                g.writelines(
+                    json.dumps({k: v for k, v in r.items() if not k.startswith("_")}) + "\n"
+                    for r, _ in pairs
+                )
+            with (PRED_DIR / f"pred_{family}.jsonl").open("w") as f:
+                f.writelines(json.dumps({"text": r["text"], "labels": p}) + "\n" for r, p in pairs)
+
+
+def cmd_ship(labels: Path, out: Path) -> None:
+    rows = load(labels, "all")
+    _, vec, models, thr = train(rows, "ship")
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    blocks = [*text_blocks(), *embed_blocks()]
+    if blocks != [*flag.TEXT_BLOCKS, *flag.EMBED_BLOCKS]:
+        raise SystemExit("ship needs all blocks (the run-time flagger applies all of them)")
+    coef = np.column_stack([models[c][0] for c in MODEL_CATEGORIES])
+    for b in flag.TEXT_BLOCKS:
+        words = sorted(vec.vocab[b], key=vec.vocab[b].__getitem__)
+        n = len(words)
+        arrays[f"vocab_{b}"] = np.frombuffer("\n".join(words).encode(), dtype=np.uint8)
+        arrays[f"idf_{b}"] = vec.idf[b].astype(np.float32)
+        arrays[f"w_{b}"] = coef[offset : offset + n].astype(np.float32)
+        offset += n
+    for b in flag.EMBED_BLOCKS:
+        arrays[f"w_{b}"] = coef[offset : offset + flag.EMBED_DIM].astype(np.float32)
+        offset += flag.EMBED_DIM
+    assert offset == coef.shape[0]
+    header = {
         "feature_version": flag.FEATURE_VERSION,
         "categories": MODEL_CATEGORIES,
-        "bias": {c: round(models[c][1], 4) for c in MODEL_CATEGORIES},
-        "threshold": {c: round(thr[c], 4) for c in MODEL_CATEGORIES},
-        "idf": {f: round(float(vec.idf[i]), 4) for f, i in sorted(vec.vocab.items())},
-        "weights": weights,
-        "meta": meta,
+        "meta": {"rows": len(rows), "config": config(), "labels": "all (tuning + test)"},
     }
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    arrays["bias"] = np.array([models[c][1] for c in MODEL_CATEGORIES], dtype=np.float32)
+    arrays["threshold"] = thr.astype(np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    named = dict(zip(MODEL_CATEGORIES, thr.round(3).tolist(), strict=True))
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB), thresholds {named}")
 
 
-def throughput(model_data: dict, rows: Sequence[Row]) -> float:
-    """Clauses per CPU-second of the run-time `flag_clause` (one core, best of 3 passes)."""
-    model = flag.load_model_data(model_data)
-    texts = [r["text"] for r in rows if "claudette" in str(r.get("source", "")).lower()]
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.process_time()  # CPU time: the machine may be shared
-        for text in texts:
-            flag.flag_clause(text, model=model)
-        best = min(best, time.process_time() - t0)
-    return len(texts) / best
+DUMP: Path | None = None
+REUSE = False
+PRED_DIR: Path | None = None
+
+
+def _dump(name: str, **arrays: np.ndarray) -> None:
+    """Keep raw logits (--dump DIR) so threshold rules can be compared without retraining."""
+    if DUMP is not None:
+        DUMP.mkdir(parents=True, exist_ok=True)
+        np.savez(DUMP / f"{name}.npz", **arrays)
+
+
+def cmd_rethreshold(labels: Path, out: Path) -> None:
+    """Re-pick the thresholds of a shipped model from the logits its `ship --dump` kept (the
+    model's own grouped out-of-fold logits on all labels), without retraining."""
+    if DUMP is None:
+        raise SystemExit("rethreshold needs --dump DIR (from the ship run)")
+    rows = load(labels, "all")
+    thr = pick_thresholds(rows, np.load(DUMP / "ship.npz")["oof"])
+    with np.load(out, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["threshold"] = thr.astype(np.float32)
+    with out.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    print(f"thresholds of {out}: {dict(zip(MODEL_CATEGORIES, thr.round(3).tolist(), strict=True))}")
+
+
+def config() -> str:
+    return (
+        f"C={Config.C} class_weight={Config.class_weight} embed={Config.embed} "
+        f"context={Config.context} min_precision_deal_breaker={Config.min_precision_deal_breaker} "
+        f"min_recall_for_floor={Config.min_recall_for_floor} cross_family={Config.cross_family}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global C_REG, FAMILY_GAP, MIN_PRECISION_DEAL_BREAKER
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["cv", "test", "ship", "rethreshold"])
     ap.add_argument("--labels", type=Path, default=Path("/work/shared/labels"))
     ap.add_argument("--out", type=Path, default=ROOT / "monitor" / "data" / flag.MODEL_RESOURCE)
-    ap.add_argument("--skip-cv", action="store_true", help="only train and export")
-    ap.add_argument("--C", type=float, default=C_REG, help="inverse L2 regularisation")
-    ap.add_argument("--no-family-gap", action="store_true", help="other family's rows as negatives")
-    ap.add_argument("--min-precision", type=float, default=MIN_PRECISION_DEAL_BREAKER)
+    ap.add_argument("--C", type=float, default=Config.C)
+    ap.add_argument("--no-balance", action="store_true")
+    ap.add_argument("--no-embed", action="store_true")
+    ap.add_argument("--no-context", action="store_true")
+    ap.add_argument("--min-precision", type=float, default=Config.min_precision_deal_breaker)
+    ap.add_argument("--min-recall-for-floor", type=float, default=Config.min_recall_for_floor)
+    ap.add_argument("--no-cross-family", action="store_true")
+    ap.add_argument("--dump", type=Path, help="keep raw logits in this directory")
+    ap.add_argument("--reuse", action="store_true", help="test: logits from --dump, no training")
+    ap.add_argument("--pred-dir", type=Path, help="test: write gold/pred files for the scorers")
     args = ap.parse_args(argv)
-    C_REG, FAMILY_GAP = args.C, not args.no_family_gap
-    MIN_PRECISION_DEAL_BREAKER = args.min_precision
-
-    rows = load_rows(args.labels)
-    # Sort for fold stability independent of file order on disk.
-    rows.sort(key=lambda r: (r["_file"], str(r["doc"]), r.get("pos") or 0, r["text"]))
-    feats = [flag.features(r["text"]) for r in rows]
-    print(f"{len(rows)} rows, {len({r['doc'] for r in rows})} documents", file=sys.stderr)
-
-    meta: dict[str, Any] = {
-        "rows": len(rows),
-        "min_df": MIN_DF,
-        "prune": PRUNE,
-        "C": C_REG,
-        "family_gap": FAMILY_GAP,
-        "min_precision_deal_breaker": MIN_PRECISION_DEAL_BREAKER,
-    }
-    if not args.skip_cv:
-        t0 = time.time()
-        print(f"# nested {OUTER_FOLDS}-fold cross-validation by document (outer-fold results)")
-        meta["cv"] = report_by_file(rows, nested_cv(rows, feats))
-        print(f"(cv took {time.time() - t0:.0f}s)", file=sys.stderr)
-
-    thr = pick_thresholds(rows, feats, oof_scores(rows, feats, OUTER_FOLDS))
-    vec, models = fit(rows, feats)
-    data = export(vec, models, thr, meta)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.GzipFile(args.out, "wb", mtime=0) as fh:  # mtime=0: byte-identical reruns
-        fh.write(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
-    print(
-        f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB), thresholds {data['threshold']}"
-    )
-    print(f"throughput: {throughput(data, rows):.0f} clauses per CPU-second (CLAUDETTE sentences)")
+    global DUMP, REUSE, PRED_DIR
+    DUMP, REUSE, PRED_DIR = args.dump, args.reuse, args.pred_dir
+    Config.C, Config.embed, Config.context = args.C, not args.no_embed, not args.no_context
+    Config.class_weight = None if args.no_balance else "balanced"
+    Config.min_precision_deal_breaker = args.min_precision
+    Config.min_recall_for_floor = args.min_recall_for_floor
+    Config.cross_family = not args.no_cross_family
+    t0 = time.time()
+    if args.command == "cv":
+        cmd_cv(load(args.labels, "tuning"))
+    elif args.command == "test":
+        cmd_test(args.labels)
+    elif args.command == "ship":
+        cmd_ship(args.labels, args.out)
+    else:
+        cmd_rethreshold(args.labels, args.out)
+    print(f"({time.time() - t0:.0f}s)", file=sys.stderr)
     return 0
 
 

@@ -390,8 +390,29 @@ class Builder:
             new=document.version(change.to_version_id),
             view=diff_view(load_diff(self.store, change.id)),
             flagged=flagged_clauses(change.flags),
+            answer_changes=self.answer_changes(document, change),
             snapshot_href=snapshot_href,
         )
+
+    def answer_changes(self, document: DocumentInfo, change: ChangeInfo) -> list[AnswerChange]:
+        """The checklist answers of this document that the change turns, each with the
+        clauses of its category the change added, removed or modified (the reason)."""
+        old = document.version(change.from_version_id)
+        new = document.version(change.to_version_id)
+        if old is None or new is None:
+            return []
+        before, after = self.answers(document, old), self.answers(document, new)
+        reasons = {cat.id: items for cat, items in flagged_clauses(change.flags)}
+        return [
+            AnswerChange(
+                cat,
+                before.get(cat.id, "unclear"),
+                after.get(cat.id, "unclear"),
+                reasons.get(cat.id, []),
+            )
+            for cat in CATEGORIES.values()
+            if before.get(cat.id, "unclear") != after.get(cat.id, "unclear")
+        ]
 
     def version(self, version: VersionInfo) -> None:
         document = self.site.documents[version.document_key]
@@ -412,6 +433,16 @@ class Builder:
 def _event_title(change: ChangeInfo, version: VersionInfo) -> str:
     what = "Revert to" if change.kind == "revert" else "Change to"
     return f"{day(change.detected_at)}: {what} version {version.ordinal} ({change.severity})"
+
+
+@dataclass(frozen=True)
+class AnswerChange:
+    """One checklist answer a change turns ("unclear" -> "yes"), and the clauses behind it."""
+
+    category: Category
+    before: str
+    after: str
+    clauses: list[dict[str, Any]]  # items of `flagged_clauses` for this category
 
 
 def flagged_clauses(flags: dict[str, Any]) -> list[tuple[Category, list[dict[str, Any]]]]:
@@ -471,9 +502,9 @@ def _render_all(builder: Builder, workers: int) -> None:
         for document in site.documents.values():
             for version in document.versions:
                 builder.version(version)
-            for change in document.changes:
-                builder.change(change)
     for document in site.documents.values():
+        for change in document.changes:
+            builder.change(change)  # shows the answers it turns: after the workers
         builder.document(document)
     for platform in site.platforms.values():
         builder.platform(platform)

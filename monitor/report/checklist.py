@@ -7,7 +7,8 @@ date when each answer last changed), so results are kept in `reports/.cache/chec
 - `checklists/<sha256>.json`: the full checklist (answers and evidence) of a version that was
   some document's current text;
 - `answers.json`: category -> answer for every version text seen, one file for quick loading;
-- `clauses/<platform>.<document>.json`: the flags of each clause (by heading + text) seen in a
+- `clauses/<platform>.<document>.json`: the flags of each clause (by heading, text and the
+  neighbouring clauses the model reads as context) seen in a
   document, so a new version costs only the clauses it changed: a typical nightly change flags a
   handful of clauses instead of hundreds.
 
@@ -32,10 +33,18 @@ from typing import Any
 import monitor.categories
 import monitor.flag
 from monitor.categories import CATEGORIES
-from monitor.flag import Clause, Flag, checklist_from_flags, flag_clause, split_clauses
+from monitor.flag import (
+    Clause,
+    ClauseInput,
+    Flag,
+    checklist_from_flags,
+    clause_inputs,
+    flag_inputs,
+    split_clauses,
+)
 from monitor.report.write import write_atomic
 
-CACHE_FORMAT = 1  # bump when the cached structures change
+CACHE_FORMAT = 2  # bump when the cached structures change
 PARALLEL_MIN_VERSIONS = 40  # fewer missing versions are flagged in-process, without workers
 Answers = dict[str, str]  # category id -> "yes" / "no" / "unclear"
 Checklist = list[dict[str, Any]]
@@ -58,8 +67,11 @@ def aggregate(flagged: Iterable[tuple[Clause, list[Flag]]]) -> Checklist:
     return checklist_from_flags(flagged)
 
 
-def _clause_key(clause: Clause) -> str:
-    return hashlib.blake2b(f"{clause.heading}\0{clause.text}".encode(), digest_size=12).hexdigest()
+def _clause_key(item: ClauseInput) -> str:
+    """Everything the flags of a clause depend on: its text, heading and neighbours (the model
+    reads them as context); the flagger's version is in the cache directory's name."""
+    raw = f"{item.heading}\0{item.text}\0{item.prev}\0{item.next}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 class ClauseMemo:
@@ -71,14 +83,18 @@ class ClauseMemo:
         self.dirty = False
 
     def flagged(self, text: str) -> list[tuple[Clause, list[Flag]]]:
-        out = []
-        for clause in split_clauses(text):
-            key = _clause_key(clause)
-            if key not in self.flags:
-                self.flags[key] = [asdict(f) for f in flag_clause(clause.text, clause.heading)]
-                self.dirty = True
-            out.append((clause, [Flag(**f) for f in self.flags[key]]))
-        return out
+        """The flags of every clause of `text`; only clauses (with their context) not seen in
+        an earlier version of the document are flagged, in one batch."""
+        clauses = split_clauses(text)
+        items = clause_inputs(clauses)
+        keys = [_clause_key(item) for item in items]
+        todo = [k for k in dict.fromkeys(keys) if k not in self.flags]
+        if todo:
+            first = {k: i for i, k in reversed(list(enumerate(keys)))}
+            for k, flags in zip(todo, flag_inputs([items[first[k]] for k in todo]), strict=True):
+                self.flags[k] = [asdict(f) for f in flags]
+            self.dirty = True
+        return [(c, [Flag(**f) for f in self.flags[k]]) for c, k in zip(clauses, keys, strict=True)]
 
     def save(self) -> None:
         if self.dirty:
