@@ -124,6 +124,8 @@ class RunSummary:
                     "document": o.document.id,
                     "kind": o.recorded.outcome,
                     "change_id": o.recorded.change_id,
+                    # What the reviewer saw: a quiet change is in the history, not alerted.
+                    "quiet": o.recorded.quiet,
                 }
                 for o in self.changes
                 if o.recorded
