@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.fetch import CHROMIUM_FLAGS, WAIT_FOR_TEXT, find_chromium  # noqa: E402
+from monitor.fetch import CHROMIUM_FLAGS, SETTLE_MS, WAIT_FOR_TEXT, find_chromium  # noqa: E402
 from monitor.watchlist import Settings  # noqa: E402
 from tests.sites import PageServer, policy_page, read_fixture_md  # noqa: E402
 
@@ -229,7 +229,9 @@ async def floor(site: Site, concurrency: int, http_only: bool) -> float:
             while not queue.empty():
                 url = queue.get_nowait()
                 await page.goto(url, wait_until="domcontentloaded")
-                await page.wait_for_function(WAIT_FOR_TEXT, arg=[["main"], 200], polling=50)
+                await page.wait_for_function(
+                    WAIT_FOR_TEXT, arg=[["main"], 200, SETTLE_MS], polling=50
+                )
                 await page.inner_text("main")
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -68,6 +68,8 @@ class Recorded:
     change_id: int | None = None
     from_version_id: int | None = None
     note: str = ""  # for the fetch row, e.g. why a different text counts as unchanged
+    # A flip between two texts already reported once: recorded, never alerted.
+    quiet: bool = False
 
 
 def record_unchanged(
@@ -181,7 +183,7 @@ def _record_revert(
             quiet=quiet, note=note, seconds=seconds, analysis=analysis,
         )  # fmt: skip
         _set_current(store, document, earlier.id, fetched_at, changed=True)
-    return Recorded("revert", earlier.id, change_id, current.id)
+    return Recorded("revert", earlier.id, change_id, current.id, quiet=quiet)
 
 
 def _variants(store: Store, key: str, pair: set[int]) -> int:

@@ -52,6 +52,8 @@ CHROMIUM_FLAGS = [
 DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --max-old-space-size=512"
 DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (public-records monitor of platform terms)"
 MAX_BYTES = 20 * 1024 * 1024
+# A document still downloading at the timeout with this much in is taken as too large (_SizeWatch).
+STILL_ARRIVING_BYTES = 5 * 1024 * 1024
 BLOCKED_RESOURCES = {"image", "media", "font"}
 PAGE_REUSES = 25
 TRANSIENT = {"timeout", "connection", "http-5xx", "http-429"}
@@ -194,9 +196,55 @@ def _playwright_chromium() -> bool:
     )
 
 
+# Installed in every page before its own scripts (`add_init_script`): when did the DOM last
+# change, and is the page still working on something that may fill it in (a timer due within
+# 10 s, a fetch or XMLHttpRequest in flight)? The wait below reads it to tell a page that is
+# still filling in from one that is done and holds no policy. It only observes: every wrapped
+# function calls the original with the same arguments and returns what it returns.
+SETTLE_WATCH_JS = """(() => {
+  if (window.__tosMonitorWatch) return;
+  const w = {changed: performance.now(), timers: new Set(), busy: 0};
+  Object.defineProperty(window, '__tosMonitorWatch', {value: w});
+  new MutationObserver(() => { w.changed = performance.now(); })
+    .observe(document, {subtree: true, childList: true, characterData: true});
+  const setT = window.setTimeout, clearT = window.clearTimeout;
+  window.setTimeout = function (fn, delay, ...rest) {
+    if (typeof fn !== 'function' || Number(delay) > 10000) {
+      return setT.call(window, fn, delay, ...rest);
+    }
+    let id;
+    id = setT.call(window, function () { w.timers.delete(id); return fn.apply(this, arguments); },
+                   delay, ...rest);
+    w.timers.add(id);
+    return id;
+  };
+  window.clearTimeout = function (id) { w.timers.delete(id); return clearT.call(window, id); };
+  if (window.fetch) {
+    const f = window.fetch;
+    window.fetch = function () {
+      w.busy++;
+      const done = () => { w.busy--; };
+      const p = f.apply(this, arguments);
+      p.then(done, done);
+      return p;
+    };
+  }
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function () {
+    w.busy++;
+    this.addEventListener('loadend', () => { w.busy--; }, {once: true});
+    return send.apply(this, arguments);
+  };
+})()"""
+# How long a loaded page's DOM must stay still, with nothing pending, before it is taken as done.
+SETTLE_MS = 1500
+
 # The page is ready when the policy element holds text that stopped growing between two polls:
 # pages that fill their text in by script pass as soon as the text is there, not after a sleep.
-WAIT_FOR_TEXT = """([selectors, minChars]) => {
+# A page that finished loading, whose DOM stopped changing and that waits for nothing is done
+# too, with or without policy text: extraction then says what it is (empty, a wall, a missing
+# selector) within seconds instead of after the whole timeout.
+WAIT_FOR_TEXT = """([selectors, minChars, settleMs]) => {
   const pick = () => {
     if (selectors.length) {
       const found = selectors.flatMap(s => Array.from(document.querySelectorAll(s)));
@@ -209,7 +257,10 @@ WAIT_FOR_TEXT = """([selectors, minChars]) => {
   const length = els ? els.reduce((n, e) => n + (e.innerText || e.textContent || '').length, 0) : 0;
   const previous = window.__tosMonitorLength;
   window.__tosMonitorLength = length;
-  return length >= minChars && length === previous;
+  if (length >= minChars && length === previous) return true;
+  const w = window.__tosMonitorWatch;
+  return Boolean(w) && document.readyState === 'complete' && w.timers.size === 0 &&
+    w.busy === 0 && performance.now() - w.changed >= settleMs && length === previous;
 }"""
 
 
@@ -281,16 +332,22 @@ class BrowserFetcher:
                 accept_downloads=False,
             )
             await context.route("**/*", _block_heavy_resources)
+            await context.add_init_script(SETTLE_WATCH_JS)
             self._contexts[key] = context
         page = await self._contexts[key].new_page()
-        self._tabs[page] = (await self._contexts[key].new_cdp_session(page), 0)
+        session = await self._contexts[key].new_cdp_session(page)
+        # Network events on this session let `_SizeWatch` count a document's bytes as they arrive.
+        await session.send("Network.enable")
+        self._tabs[page] = (session, 0)
         return page
 
     async def fetch(self, document: Document, known: str | None = None) -> Page:
         page = await self._page(document)
         reusable = False
+        session = self._tabs.get(page, (None, 0))[0]
         try:
-            result = await self._load(page, document, known)
+            async with _SizeWatch(session) as size:
+                result = await size.guard(self._load(page, document, known))
             pause_at("fetch")
             reusable = True
             return result
@@ -333,7 +390,7 @@ class BrowserFetcher:
         with contextlib.suppress(PlaywrightError):
             await page.wait_for_function(
                 WAIT_FOR_TEXT,
-                arg=[list(document.select), document.min_chars],
+                arg=[list(document.select), document.min_chars, SETTLE_MS],
                 polling=50,
                 timeout=timeout_ms,
             )
@@ -378,6 +435,95 @@ class BrowserFetcher:
                 await asyncio.wait_for(self._browser.close(), timeout=15)
         if self._playwright is not None:
             await self._playwright.stop()
+
+
+class _SizeWatch:
+    """Fails a page load as `too-large` as soon as a document (the page or one of its frames)
+    announces more than MAX_BYTES in its Content-Length, or has sent more than that, counted as
+    the bytes arrive (DevTools `Network` events): a 30 MB page fails in a second or two instead
+    of timing out while Chromium parses it. Only `Document` requests count: a page's scripts and
+    styles are not the policy, and images, media and fonts are never loaded."""
+
+    def __init__(self, session: Any):
+        self.session = session
+        self.documents: set[str] = set()
+        self.received: dict[str, int] = {}
+        self.tripped: asyncio.Future[FetchFailure] = asyncio.get_running_loop().create_future()
+
+    def _trip(self, message: str) -> None:
+        if not self.tripped.done():
+            self.tripped.set_result(FetchFailure("too-large", message))
+
+    def _response(self, event: dict[str, Any]) -> None:
+        if event.get("type") != "Document":
+            return
+        self.documents.add(event["requestId"])
+        sent = event.get("response", {}).get("headers") or {}
+        headers = {key.lower(): value for key, value in sent.items()}
+        length = str(headers.get("content-length", "")).strip()
+        if length.isdigit() and int(length) > MAX_BYTES:
+            self._trip(f"the page announces {int(length):,} bytes (more than {MAX_BYTES:,})")
+
+    def _data(self, event: dict[str, Any]) -> None:
+        request = event["requestId"]
+        if request not in self.documents:
+            return
+        self.received[request] = self.received.get(request, 0) + int(event.get("dataLength", 0))
+        if self.received[request] > MAX_BYTES:
+            self._trip(f"the page is larger than {MAX_BYTES:,} bytes")
+
+    def _finished(self, event: dict[str, Any]) -> None:
+        self.documents.discard(event["requestId"])
+
+    _EVENTS = (
+        ("Network.responseReceived", "_response"),
+        ("Network.dataReceived", "_data"),
+        ("Network.loadingFinished", "_finished"),
+        ("Network.loadingFailed", "_finished"),
+    )
+
+    async def __aenter__(self) -> _SizeWatch:
+        if self.session is not None:
+            for event, handler in self._EVENTS:
+                self.session.on(event, getattr(self, handler))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            for event, handler in self._EVENTS:
+                self.session.remove_listener(event, getattr(self, handler))
+
+    def still_arriving(self) -> int:
+        """Bytes received so far of the biggest document that is still downloading."""
+        return max((self.received.get(r, 0) for r in self.documents), default=0)
+
+    async def guard(self, load: Any) -> Page:
+        """Run the load; if the size limit trips first, stop it and raise `too-large` (the tab
+        is then closed, not reused)."""
+        task = asyncio.ensure_future(load)
+        await asyncio.wait([task, self.tripped], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            failure = task.exception()
+            arriving = self.still_arriving()
+            if (
+                isinstance(failure, FetchFailure)
+                and failure.error_class == "timeout"
+                and arriving > STILL_ARRIVING_BYTES
+            ):
+                # Chromium reads a document only as fast as it parses it: a page sent without a
+                # Content-Length and far bigger than a policy may still be arriving when the time
+                # is up. That is a page too large to read in time, not a slow server to retry.
+                raise FetchFailure(
+                    "too-large",
+                    f"the page was still arriving when the time was up, {arriving:,} bytes in "
+                    f"(a policy page is rarely over {STILL_ARRIVING_BYTES:,})",
+                    failure.status,
+                ) from None
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise self.tripped.result()
 
 
 @contextlib.contextmanager

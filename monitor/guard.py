@@ -10,8 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Phrases of interstitials, matched only on short texts: a real policy may well say "log in".
+# Phrases of interstitials (bot checks, rate-limit and login walls, error pages), in the wordings
+# the platforms and the big CDNs serve, in the languages a watchlist is likely to pin. A wall is
+# decided on short texts only, and there only on the title or on a line that stands on its own
+# (`wall_phrase`): a real policy may well say "log in" or "blocked" inside a sentence.
 WALL_PATTERNS = [
+    # en: bot checks and CDN interstitials
     r"captcha",
     r"verify (that )?you are (a )?human",
     r"are you a robot",
@@ -22,6 +26,14 @@ WALL_PATTERNS = [
     r"attention required",
     r"access (is )?denied",
     r"request (was )?blocked",
+    r"(sorry, )?you have been blocked",
+    r"pardon our interruption",
+    r"press (&|and) hold",
+    r"one more step",
+    r"security check",
+    # en: rate-limit and login walls, error pages
+    r"(this|the) (feature|function) is temporarily blocked",
+    r"you.re temporarily blocked",
     r"(log|sign) ?in to (continue|see|view)",
     r"you must (log|sign) ?in",
     r"please enable (javascript|cookies)",
@@ -30,11 +42,130 @@ WALL_PATTERNS = [
     r"something went wrong",
     r"temporarily unavailable",
     r"too many requests",
+    r"rate limit exceeded",
     r"(accept|allow) (all )?cookies to (continue|view)",
+    # fr
+    r"cette fonction(nalité)? est temporairement bloquée",
+    r"vous (avez été|êtes) temporairement bloqué",
+    r"vérifi(ez|cation) que vous (êtes|n.êtes pas) (un )?(humain|robot)",
+    r"vérification de (votre navigateur|sécurité)",
+    r"accès (refusé|interdit)",
+    r"connectez-vous pour (continuer|voir|accéder)",
+    r"vous devez vous connecter",
+    r"(cette )?page (est )?introuvable",
+    r"cette page n.est pas disponible",
+    r"un problème (est survenu|s.est produit)",
+    r"trop de requêtes",
+    r"veuillez activer (javascript|les cookies)",
+    # de
+    r"diese funktion ist (vorübergehend|zurzeit) (blockiert|gesperrt)",
+    r"(vorübergehend|temporär) (blockiert|gesperrt)",
+    r"bestätige(n sie)?, dass (du|sie) (ein mensch|kein roboter)",
+    r"zugriff verweigert",
+    r"melde dich an, um|melden sie sich an, um",
+    r"seite (wurde )?nicht gefunden",
+    r"diese seite ist nicht verfügbar",
+    r"etwas ist schiefgelaufen",
+    r"zu viele anfragen",
+    r"bitte aktiviere(n sie)? javascript",
+    # es
+    r"(esta función|esta funcionalidad) (está|se ha) bloquead[ao] temporalmente",
+    r"(se te ha|has sido) bloquead[ao] temporalmente",
+    r"verifica(r)? que (eres|es) (un )?humano",
+    r"no soy un robot",
+    r"acceso denegado",
+    r"inicia sesión para (continuar|ver)",
+    r"página no encontrada",
+    r"esta página no está disponible",
+    r"algo salió mal",
+    r"demasiadas solicitudes",
+    # it
+    r"questa funzione è (temporaneamente )?bloccata",
+    r"(sei stato|è stato) bloccat[ao] temporaneamente",
+    r"verifica (di essere|che sei) (un essere umano|umano)",
+    r"non sono un robot",
+    r"accesso negato",
+    r"accedi per (continuare|vedere)",
+    r"pagina non trovata",
+    r"questa pagina non è disponibile",
+    r"si è verificato un (errore|problema)",
+    r"troppe richieste",
+    # pt
+    r"(este recurso|esta funcionalidade|esta função) está (temporariamente )?bloquead[ao]",
+    r"(você foi|foste) bloquead[ao] temporariamente",
+    r"verifi(que|car) (se você é|que é) (um )?humano",
+    r"não sou um robô",
+    r"acesso negado",
+    r"(faça|inicie) (login|sessão) para (continuar|ver)",
+    r"página não encontrada",
+    r"esta página não está disponível",
+    r"algo deu errado",
+    r"muitas (solicitações|requisições|pedidos)",
+    # nl
+    r"deze functie is tijdelijk geblokkeerd",
+    r"(je bent|u bent) tijdelijk geblokkeerd",
+    r"bevestig dat (je|u) een mens bent",
+    r"ik ben geen robot",
+    r"toegang geweigerd",
+    r"log in om (verder te gaan|door te gaan)",
+    r"pagina niet gevonden",
+    r"deze pagina is niet beschikbaar",
+    r"er is iets misgegaan",
+    r"te veel (verzoeken|aanvragen)",
 ]
 _WALL = re.compile("|".join(f"(?:{p})" for p in WALL_PATTERNS), re.IGNORECASE)
 # A wall is short: past this many characters a page is taken to be content, whatever it says.
 WALL_MAX_CHARS = 3000
+# A wall's message stands on its own (a heading, a short message the phrase dominates); a
+# policy's mention of the same words sits inside a longer sentence.
+WALL_LINE_CHARS = 120
+WALL_LINE_SHARE = 1 / 3
+
+
+def _fold(text: str) -> str:
+    # Curly apostrophes and non-breaking spaces, as platforms print them, match the plain ones.
+    return text.replace("\u2019", "'").replace("\u00a0", " ").replace("\u202f", " ")
+
+
+def wall_phrase(text: str, title: str = "") -> str | None:
+    """The wall phrase a page reads as, or None. Only a short page can be a wall; on it, the
+    phrase must be in the title or dominate a short line of its own (a heading, a message), so a
+    short policy that mentions "blocked" or "log in" in a sentence is still a policy."""
+    if len(text) > WALL_MAX_CHARS:
+        return None
+    match = _WALL.search(_fold(title or ""))
+    if match:
+        return match.group(0)
+    for line in _fold(text).splitlines():
+        line = line.strip().lstrip("#*-> ").strip()
+        if line and len(line) <= WALL_LINE_CHARS:
+            match = _WALL.search(line)
+            if match and len(match.group(0)) >= WALL_LINE_SHARE * len(line):
+                return match.group(0)
+    return None
+
+
+def page_text(html: str) -> str:
+    """The visible text of a whole page, one line per block, for the wall check of a page that
+    failed: scripts, styles and templates are never what a visitor reads."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    for tag in soup(["script", "style", "noscript", "template", "svg"]):
+        tag.decompose()
+    return "\n".join(line.strip() for line in soup.get_text("\n").splitlines() if line.strip())
+
+
+def wall_error(text: str, title: str = "") -> GuardError | None:
+    """A `blocked` GuardError if the page reads as a wall (see `wall_phrase`)."""
+    phrase = wall_phrase(text, title)
+    if phrase is None:
+        return None
+    return GuardError(
+        f"the page looks like a wall or an error page ({phrase!r}"
+        f"{f', title {title!r}' if title else ''})",
+        kind="blocked",
+    )
 
 
 class GuardError(Exception):
@@ -77,14 +208,9 @@ def compare(previous: str, new: str) -> Comparison:
 def check_text(text: str, title: str, previous: str | None) -> Comparison | None:
     """Raise GuardError for a wall or a collapsed text; otherwise return how the text compares
     with the previous version (None for a first version)."""
-    if len(text) <= WALL_MAX_CHARS:
-        match = _WALL.search(title or "") or _WALL.search(text)
-        if match:
-            raise GuardError(
-                f"the page looks like a wall or an error page ({match.group(0)!r}"
-                f"{f', title {title!r}' if title else ''})",
-                kind="blocked",
-            )
+    wall = wall_error(text, title)
+    if wall is not None:
+        raise wall
     if previous is None:
         return None
     comparison = compare(previous, text)

@@ -28,8 +28,8 @@ from monitor.changes import (
     same_wording,
 )
 from monitor.extract import ExtractError, extract_document, extract_reduced
-from monitor.fetch import FetchPool, FetchResult, now_utc
-from monitor.guard import GuardError, check_text, compare
+from monitor.fetch import FetchPool, FetchResult, Page, now_utc
+from monitor.guard import GuardError, check_text, compare, page_text, wall_error
 from monitor.relocate import relocate
 from monitor.store import Store
 from monitor.watchlist import AGENCY_ID, Document, Watchlist
@@ -122,6 +122,8 @@ class RunSummary:
                     "document": o.document.id,
                     "kind": o.recorded.outcome,
                     "change_id": o.recorded.change_id,
+                    # What the reviewer saw: a quiet change is in the history, not alerted.
+                    "quiet": o.recorded.quiet,
                 }
                 for o in self.changes
                 if o.recorded
@@ -378,10 +380,10 @@ def _extract(document: Document, result: FetchResult, previous: str | None) -> s
             text, _ = extract_document(page.html, page.raw, page.content_type, select, remove)
     except ExtractError as exc:
         if exc.kind != "selector-missing" or previous is None:
-            raise
+            raise _wall_or(page, exc) from None
         found = relocate(page.html, previous, remove)
         if found is None:
-            raise
+            raise _wall_or(page, exc) from None
         # A relocated block keeps no fingerprint: it is extracted every night.
         page.fingerprint = None
         result.relocated = found.selector
@@ -392,12 +394,25 @@ def _extract(document: Document, result: FetchResult, previous: str | None) -> s
         text = found.text
     body = "".join(line for line in text.splitlines() if not line.startswith("#"))
     if len(body.strip()) < document.min_chars:
-        raise ExtractError(
-            f"the page's text is only {len(body.strip())} characters "
-            f"(at least {document.min_chars} expected)",
-            kind="empty",
+        raise _wall_or(
+            page,
+            ExtractError(
+                f"the page's text is only {len(body.strip())} characters "
+                f"(at least {document.min_chars} expected)",
+                kind="empty",
+            ),
         )
     return text
+
+
+def _wall_or(page: Page, error: ExtractError) -> Exception:
+    """A page with no policy text (or none where `select` points) that reads as a wall is
+    `blocked`: the admin's fix is not a selector or a longer timeout. The wall's message is often
+    outside the policy region, so the whole page's visible text is read, once, on failure only."""
+    if error.kind not in ("empty", "selector-missing") or not page.html:
+        return error
+    wall = wall_error(page_text(page.html), page.title)
+    return wall if wall is not None else error
 
 
 def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:

@@ -27,6 +27,9 @@ class Route:
     delay: float = 0.0
     # A list of pairs may repeat a header (several Set-Cookie lines).
     headers: dict[str, str] | list[tuple[str, str]] = field(default_factory=dict)
+    # Streamed: sent in 64 KB chunks with no Content-Length (the body ends when the connection
+    # closes), so only counting the bytes as they arrive tells how big the page is.
+    stream: bool = False
 
 
 class PageServer:
@@ -56,12 +59,18 @@ class PageServer:
                 try:
                     self.send_response(route.status)
                     self.send_header("Content-Type", route.content_type)
-                    self.send_header("Content-Length", str(len(body)))
+                    if not route.stream:
+                        self.send_header("Content-Length", str(len(body)))
                     pairs = route.headers
                     for key, value in pairs.items() if isinstance(pairs, dict) else pairs:
                         self.send_header(key, value)
                     self.end_headers()
-                    self.wfile.write(body)
+                    if route.stream:
+                        for start in range(0, len(body), 65536):
+                            self.wfile.write(body[start : start + 65536])
+                            self.wfile.flush()
+                    else:
+                        self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

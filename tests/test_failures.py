@@ -3,9 +3,12 @@ the other documents. One run serves every fault at once from 127.0.0.1."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import socket
 from pathlib import Path
 
+import markdown
 import pytest
 
 from monitor.store import Store
@@ -124,3 +127,161 @@ def test_every_failure_class_has_a_hint_for_the_admin() -> None:
     from monitor.notify.messages import HINTS
 
     assert [c for c in ERROR_CLASSES if c not in HINTS] == []
+
+
+WALLS_DIR = Path(__file__).parent / "fixtures" / "walls"
+
+
+def wall_page(title: str, heading: str, note: str, login: bool = False) -> str:
+    """An interstitial as platforms and CDNs serve them: a short message, maybe a login form."""
+    form = (
+        '<form action="/login"><input name="email"><input type="password" name="pass">'
+        "<button>Log in</button></form>"
+        if login
+        else ""
+    )
+    return (
+        f"<!DOCTYPE html><html><head><title>{title}</title></head><body>{form}"
+        f"<div class='box'><h2>{heading}</h2><p>{note}</p></div>"
+        "<footer><a href='/about'>About</a> <a href='/privacy'>Privacy</a></footer></body></html>"
+    )
+
+
+# Short, and mentions blocking and logging in, in sentences: a policy, not a wall.
+SHORT_POLICY = """# Account security
+
+If you use a feature too fast, we may temporarily block it to protect other people, and you will
+see a message until the block ends.
+
+You must log in to continue using some features; log in to see your settings and the choices you
+made about your data.
+"""
+
+
+def test_walls_and_interstitials_are_blocked_in_any_language_but_a_policy_is_not(
+    server: PageServer, tmp_path: Path
+) -> None:
+    """Bot checks and rate-limit walls say `blocked` (the admin's fix is not a selector or a
+    timeout), in the platforms' wordings and languages, including a real French Facebook wall;
+    a short policy that mentions blocking and logging in is still recorded as a policy."""
+    pages = {
+        "just-a-moment": wall_page(
+            "Just a moment...", "Checking if the site connection is secure",
+            "example.com needs to review the security of your connection before proceeding.",
+        ),
+        "verify-human": wall_page(
+            "Security check", "Verify you are human", "Complete the action below to continue."
+        ),
+        "access-denied": wall_page(
+            "Access Denied", "Access Denied",
+            "You don't have permission to access this page on this server. Reference #18.2f",
+        ),
+        "de": wall_page("Facebook", "Diese Funktion ist vorübergehend blockiert",
+                        "Du hast diese Funktion zu schnell verwendet.", login=True),
+        "es": wall_page("Facebook", "Esta función está bloqueada temporalmente",
+                        "Parece que hiciste un uso indebido de esta función.", login=True),
+        "it": wall_page("Facebook", "Questa funzione è temporaneamente bloccata",
+                        "Sembra che tu abbia usato questa funzione in modo improprio.", login=True),
+        "pt": wall_page("Facebook", "Este recurso está temporariamente bloqueado",
+                        "Parece que você estava usando este recurso de forma indevida.",
+                        login=True),
+        "nl": wall_page("Facebook", "Deze functie is tijdelijk geblokkeerd",
+                        "Je hebt deze functie te snel gebruikt.", login=True),
+    }  # fmt: skip
+    documents: dict[str, dict[str, object]] = {}
+    for name, body in pages.items():
+        server.page(f"/{name}", body)
+        documents[name] = {"url": server.url(f"/{name}")}
+    real_wall = gzip.decompress((WALLS_DIR / "facebook-fr-feature-blocked.html.gz").read_bytes())
+    server.routes["/fb-fr"] = Route(real_wall)
+    documents["fb-fr"] = {"url": server.url("/fb-fr")}
+    # With Open Terms Archive's selector for the policy, which the wall does not have.
+    documents["fb-fr-select"] = {"url": server.url("/fb-fr"), "select": ["._9ntw"]}
+    server.page("/short-policy", policy_page(SHORT_POLICY))
+    documents["short-policy"] = {"url": server.url("/short-policy")}
+    make_watchlist(
+        tmp_path, documents, settings={"concurrency": 4, "per_host": 4, "min_chars": 100}
+    )
+    code, summary = run_json(tmp_path)
+    assert code == 1
+    failures = {f["document"]: f["error"] for f in summary["failures"]}
+    assert failures == {name: "blocked" for name in documents if name != "short-policy"}
+    messages = {f["document"]: f["message"] for f in summary["failures"]}
+    assert "Cette fonction est temporairement bloquée" in messages["fb-fr-select"]
+    assert [v.document_key for v in Store(tmp_path).versions("example/short-policy")] == [
+        "example/short-policy"
+    ]
+
+
+def test_a_huge_page_is_too_large_at_once_not_a_timeout(server: PageServer, tmp_path: Path) -> None:
+    """30 MB: refused on its Content-Length, or, for a page sent without one, by the bytes that
+    arrived (Chromium reads a huge page only as fast as it parses it); never retried as if it were
+    a slow server."""
+    filler = "<p>Filler paragraph of a page far too big to be a policy.</p>\n" * 520_000
+    huge = policy_page(GOOD).replace("</main>", filler + "</main>").encode()
+    assert len(huge) > 30_000_000
+    server.routes["/huge"] = Route(huge)
+    server.routes["/huge-streamed"] = Route(huge, stream=True)
+    make_watchlist(
+        tmp_path,
+        {
+            "huge": {"url": server.url("/huge")},
+            "huge-streamed": {"url": server.url("/huge-streamed")},
+        },
+        settings={"concurrency": 2, "per_host": 2, "timeout": 30},
+    )
+    code, summary = run_json(tmp_path)
+    assert code == 1
+    assert {f["document"]: f["error"] for f in summary["failures"]} == {
+        "huge": "too-large", "huge-streamed": "too-large"
+    }  # fmt: skip
+    messages = {f["document"]: f["message"] for f in summary["failures"]}
+    assert "announces" in messages["huge"]
+    store = Store(tmp_path)
+    for name in ("huge", "huge-streamed"):
+        assert store.fetches(f"example/{name}")[0]["attempts"] == 1
+
+
+LATE_FILL = """<!DOCTYPE html><html><head><title>Terms</title></head><body>
+<main id="policy"><p>Loading…</p></main><script>{script}</script></body></html>"""
+
+
+def test_a_finished_page_without_policy_fails_without_waiting_but_a_filling_one_is_read(
+    server: PageServer, tmp_path: Path
+) -> None:
+    """A page whose load finished, whose DOM stopped changing and that waits for nothing is done:
+    with no policy text it fails (`empty`) without waiting for the timeout. Here it would only
+    fill itself in 25 s later, long after anything a reader waits for, so reading it at once
+    gives `empty` where waiting out the 60 s timeout would have read the policy. A page that is
+    still filling in (a timer due in 3 s, a fetch answered after 3 s) is waited for and read."""
+    text = json.dumps(markdown.markdown(GOOD))
+    fill = "document.getElementById('policy').innerHTML = {};"
+    server.page(
+        "/done", LATE_FILL.format(script=f"setTimeout(() => {{ {fill.format(text)} }}, 25000);")
+    )
+    server.page(
+        "/timer", LATE_FILL.format(script=f"setTimeout(() => {{ {fill.format(text)} }}, 3000);")
+    )
+    server.page(
+        "/fetched",
+        LATE_FILL.format(
+            script="fetch('/policy.html').then(r => r.text()).then(t => { "
+            + fill.format("t")
+            + " });"
+        ),
+    )
+    server.page("/policy.html", markdown.markdown(GOOD), delay=3)
+    make_watchlist(
+        tmp_path,
+        {
+            name: {"url": server.url(f"/{name}"), "timeout": 60}
+            for name in ("done", "timer", "fetched")
+        },
+        settings={"concurrency": 3, "per_host": 3},
+    )
+    code, summary = run_json(tmp_path)
+    assert {f["document"]: f["error"] for f in summary["failures"]} == {"done": "empty"}
+    store = Store(tmp_path)
+    for name in ("timer", "fetched"):
+        [version] = store.versions(f"example/{name}")
+        assert "These terms govern your use" in version.text

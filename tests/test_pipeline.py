@@ -308,3 +308,22 @@ def test_an_unchanged_visible_text_skips_extraction_but_a_change_does_not(
     # Editing the selectors invalidates the fingerprint: the text is extracted again.
     make_watchlist(tmp_path, {"terms": {**terms, "remove": ["h2"]}})
     assert [c["kind"] for c in night(tmp_path)["changes"]] == ["new"]
+
+
+def test_run_json_marks_a_repeated_flip_quiet_as_the_reviewer_saw_it(
+    server: PageServer, tmp_path: Path
+) -> None:
+    """A -> B -> A -> B: the first B alerts, the second B is a flip already reported, recorded
+    quietly; `run --json` says which is which, so a script sees what the reviewer saw."""
+    server.page("/terms", policy_page(POLICY_V1))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    assert run_json(tmp_path)[0] == 0
+    seen = []
+    for text in (POLICY_V2, POLICY_V1, POLICY_V2):
+        server.page("/terms", policy_page(text))
+        code, summary = run_json(tmp_path)
+        assert code == 0
+        seen += [(c["kind"], c["quiet"]) for c in summary["changes"]]
+    assert seen == [("new", False), ("revert", False), ("revert", True)]
+    quiet = {c["id"]: bool(c["quiet"]) for c in Store(tmp_path).changes("example/terms")}
+    assert list(quiet.values()) == [False, False, True], "the JSON says what the records say"

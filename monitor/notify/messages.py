@@ -271,7 +271,8 @@ HINTS: dict[str, str] = {
     "tls": "The TLS handshake or certificate check failed: an intercepting proxy or a "
     "misconfigured site.",
     "not-html": "The address serves something other than a page (a download?): check `url`.",
-    "too-large": "The page is larger than 20 MB: the address probably points at the wrong thing.",
+    "too-large": "The page is larger than 20 MB (or over 5 MB and still arriving when the time "
+    "was up): the address probably points at the wrong thing.",
     "browser": "Chromium could not start or crashed: check the monitor's machine and the message.",
     "relocated": "The page was redesigned: the watchlist's `select` matched nothing, and the "
     "policy text was found at the proposed selector, which the monitor uses meanwhile. Check it "
