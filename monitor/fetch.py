@@ -689,6 +689,11 @@ class FetchPool:
         self._fetchers: dict[str, Fetcher] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        # Hosts on which a document already timed out this run. A host that lets one page run out
+        # its whole budget is slow or down tonight: retrying each of its documents as well would
+        # double a night that is already waiting out a timeout per document (ten documents on one
+        # silent host took over 10 minutes). The first timeout is retried, later ones are not.
+        self._timed_out: set[str] = set()
         self._warming: asyncio.Future[Any] | None = None
 
     def _fetcher(self, render: str) -> Fetcher:
@@ -734,6 +739,10 @@ class FetchPool:
                 busy += time.perf_counter() - started
             if failure is None or failure.error_class not in TRANSIENT or attempt > self.retries:
                 break
+            if failure.error_class == "timeout":
+                if host in self._timed_out:
+                    break
+                self._timed_out.add(host)
             # Honour the server's Retry-After, but never beyond this document's own budget.
             wait = (
                 failure.retry_after if failure.retry_after is not None else self.backoff * attempt

@@ -285,3 +285,24 @@ def test_a_finished_page_without_policy_fails_without_waiting_but_a_filling_one_
     for name in ("timer", "fetched"):
         [version] = store.versions(f"example/{name}")
         assert "These terms govern your use" in version.text
+
+
+def test_after_one_timeout_on_a_host_its_other_timeouts_are_not_retried(
+    server: PageServer, tmp_path: Path
+) -> None:
+    """A host that lets a page run out its budget is slow or down tonight: the first timeout is
+    retried, the next documents of that host fail after one attempt, so a night with many
+    documents on a silent host does not wait out every budget twice."""
+    for name in ("a", "b", "c"):
+        server.page(f"/slow-{name}", policy_page(GOOD), delay=8)
+    make_watchlist(
+        tmp_path,
+        {name: {"url": server.url(f"/slow-{name}"), "timeout": 2} for name in ("a", "b", "c")},
+        settings={"concurrency": 4, "per_host": 1},
+    )
+    code, summary = run_json(tmp_path)
+    assert code == 1
+    assert {f["error"] for f in summary["failures"]} == {"timeout"}
+    store = Store(tmp_path)
+    attempts = sorted(store.fetches(f"example/{n}")[0]["attempts"] for n in ("a", "b", "c"))
+    assert attempts == [1, 1, 2], "only the host's first timeout is retried"
