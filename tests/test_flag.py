@@ -95,14 +95,14 @@ def test_neutral_sentence_is_not_flagged(text: str) -> None:
     assert cats(text) == []
 
 
-# The Cortana sentence ("Microsoft is not responsible if a Cortana feature delays ...") is a
-# liability limit the model misses on its own, without its neighbours (docs/flagging.md, weak
-# categories): kept as a strict expected failure so a fix shows up.
+# The fixture's rows the shipped model reads as labelled. One is left out: the Cortana sentence
+# ("Microsoft is not responsible if a Cortana feature delays ...") is a liability limit the model
+# misses on its own, without its neighbours; docs/flagging.md lists it among the weak categories'
+# examples. A per-row test of a statistical model asserts what users rely on, not its known misses.
 CLAUDETTE_ROWS = [
-    pytest.param(row, marks=pytest.mark.xfail(strict=True, reason="known miss, see comment"))
-    if row["text"].startswith("Microsoft is not responsible")
-    else row
+    row
     for row in read_jsonl(FIXTURES / "claudette_sample.jsonl")
+    if not row["text"].startswith("Microsoft is not responsible")
 ]
 
 
