@@ -5,7 +5,8 @@ scorers to score exactly as they score the shipped recipe (docs/flagging.md, "Ag
 baseline").
 
     python tools/baseline_flagger.py --labels ../shared/labels --out /tmp/base
-    python3 ../shared/tools/score_flags.py terms /tmp/base/gold_terms.jsonl /tmp/base/pred_terms.jsonl
+    python3 ../shared/tools/score_flags.py terms \
+        /tmp/base/gold_terms.jsonl /tmp/base/pred_terms.jsonl
 
 Needs the `train` extra (scikit-learn).
 """
