@@ -909,11 +909,16 @@ def reduce_html(html: str, select: Iterable[str] = (), remove: Iterable[str] = (
     select, remove = list(select), list(remove)
     if "</" in html:
         html = _HTML_END.sub(lambda m: m.group(1) or "", html)
+    parser = _lxml_parser()
     try:
-        root = etree.fromstring(html.encode("utf-8", "replace"), _lxml_parser())
+        root = etree.fromstring(html.encode("utf-8", "replace"), parser)
     except (etree.LxmlError, ValueError):
         root = None
     if root is None:  # nothing to parse (an empty body): extraction reads it and says so
+        return Reduced("unsupported", "")
+    # libxml2 stops building the tree past 256 levels ("Excessive depth"): what lies deeper is
+    # cut, so this input would not be what extraction reads. When in doubt, extract the page.
+    if any(error.type_name == "ERR_RESOURCE_LIMIT" for error in parser.error_log):  # type: ignore[attr-defined]
         return Reduced("unsupported", "")
     try:
         removed = CSSSelector(", ".join(remove), translator="html")(root) if remove else []
