@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_run import tree_pss_kb  # noqa: E402
 
-from monitor.fetch import find_chromium  # noqa: E402
+from monitor.fetch import CHROMIUM_FLAGS, find_chromium  # noqa: E402
 from monitor.watchlist import Settings  # noqa: E402
 from tests.sites import PageServer, policy_page, read_fixture_md  # noqa: E402
 
@@ -74,16 +74,11 @@ SHARED = next(
     ROOT.parent / "shared" / "corpus",
 )
 OTA_BIN = Path("node_modules/@opentermsarchive/engine/bin/ota.js")
-# The flags the project's guide requires for every Chromium here (sandbox off: we run as root).
-# tos-monitor's own extra tuning (its --enable-features) is not given to the other tool.
+# The flags every Chromium here gets (sandbox off: we run as root), from the product's own list;
+# tos-monitor's extra tuning (its --enable-features) is not given to the other tool, and
+# Puppeteer chooses its own headless mode.
 OTA_CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    flag for flag in CHROMIUM_FLAGS if not flag.startswith(("--headless", "--enable-features"))
 ]
 SAMPLE_SECONDS = 0.1
 NIGHT_TIMEOUT = 600
