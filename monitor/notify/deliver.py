@@ -783,7 +783,16 @@ def send_once(channel: Channel, rendered: Rendered, attach: Sequence[str]) -> st
     return guard.errors[-1] if guard.errors else f"{channel.service} did not accept the message"
 
 
-Sender = Callable[[Channel, Rendered, Sequence[str]], str]
+# One attempt at sending a rendered message; "" on success, else the reason. It gets the content
+# too, for a channel that writes more than the rendered body (the demo's outbox adds the plain
+# text part of an e-mail).
+Sender = Callable[[Channel, Content, Rendered, Sequence[str]], str]
+
+
+def send_with_apprise(
+    channel: Channel, content: Content, rendered: Rendered, attach: Sequence[str]
+) -> str:
+    return send_once(channel, rendered, attach)
 
 
 def deliver(
@@ -793,10 +802,10 @@ def deliver(
     item_ids: Sequence[int],
     run_id: int | None,
     attach: Sequence[str] = (),
-    send: Sender = send_once,
+    send: Sender = send_with_apprise,
 ) -> Outcome:
     """Render, record, send with retries, and record the result (and the deliveries). `send`
-    is one attempt (Apprise's, unless a caller delivers elsewhere: the demo's outbox)."""
+    is one attempt (see `Sender`)."""
     rendered = messages.render(
         messages.FORMATS[channel.profile.format], content, channel.profile.budget,
         channel.profile.measure,
@@ -816,7 +825,7 @@ def deliver(
     pause_at("notify")
     error, attempts = "", 0
     for attempts in range(1, TRIES + 1):
-        error = send(channel, rendered, attach)
+        error = send(channel, content, rendered, attach)
         if not error:
             break
         if attempts < TRIES:
@@ -870,9 +879,10 @@ def deliver_channel(
     watchlist: Watchlist,
     channel: Channel,
     run_id: int | None,
-    send: Sender = send_once,
+    send: Sender = send_with_apprise,
 ) -> list[Outcome]:
-    """Everything pending for one channel: at most one digest and one alert message."""
+    """Everything pending for one channel: at most one digest and one alert message; `send`
+    makes each attempt (Apprise's, unless the channel delivers elsewhere: the demo's outbox)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in pending_items(store, channel.recipient, channel.key):
         groups.setdefault(KIND_OF_ITEM[item["kind"]], []).append(item)
