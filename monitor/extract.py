@@ -638,6 +638,15 @@ def _parse(html: str) -> BeautifulSoup:
         return BeautifulSoup(html, "lxml")
 
 
+def page_text(html: str) -> str:
+    """The visible text of a whole page, one line per block, for the wall check of a page that
+    failed (`guard.wall_error`): scripts, styles and templates are never what a visitor reads."""
+    soup = _parse(html)
+    for tag in soup(["script", "style", "noscript", "template", "svg"]):
+        tag.decompose()
+    return "\n".join(line.strip() for line in soup.get_text("\n").splitlines() if line.strip())
+
+
 def _selected_roots(soup: BeautifulSoup, select: list[str], facts: _FactsMap) -> list[Tag]:
     # One selector list: soupsieve returns matches in document order, each once.
     matches = [tag for tag in soup.select(", ".join(select)) if id(tag) in facts]

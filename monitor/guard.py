@@ -145,17 +145,6 @@ def wall_phrase(text: str, title: str = "") -> str | None:
     return None
 
 
-def page_text(html: str) -> str:
-    """The visible text of a whole page, one line per block, for the wall check of a page that
-    failed: scripts, styles and templates are never what a visitor reads."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "lxml")
-    for tag in soup(["script", "style", "noscript", "template", "svg"]):
-        tag.decompose()
-    return "\n".join(line.strip() for line in soup.get_text("\n").splitlines() if line.strip())
-
-
 def wall_error(text: str, title: str = "") -> GuardError | None:
     """A `blocked` GuardError if the page reads as a wall (see `wall_phrase`)."""
     phrase = wall_phrase(text, title)

@@ -27,9 +27,9 @@ from monitor.changes import (
     record_unchanged,
     same_wording,
 )
-from monitor.extract import ExtractError, extract_document, extract_reduced
+from monitor.extract import ExtractError, extract_document, extract_reduced, page_text
 from monitor.fetch import FetchPool, FetchResult, Page, now_utc
-from monitor.guard import GuardError, check_text, compare, page_text, wall_error
+from monitor.guard import GuardError, check_text, compare, wall_error
 from monitor.relocate import relocate
 from monitor.store import Store
 from monitor.watchlist import AGENCY_ID, Document, Watchlist
