@@ -473,15 +473,6 @@ class Store:
     def versions(self, document_key: str) -> list[Version]:
         return self._versions_where("v.document_key = ?", [document_key])
 
-    def last_seen(self, version_id: int) -> str | None:
-        """When the version was last seen: its sighting row, or the version's own column (set
-        when it was first seen, and holding its last sighting in databases before schema 4)."""
-        row = self.db.execute(
-            f"select {LAST_SEEN_SQL} from versions v {SIGHTINGS_JOIN} where v.id = ?",
-            [version_id],
-        ).fetchone()
-        return str(row[0]) if row and row[0] is not None else None
-
     def write_snapshot(
         self, platform: str, document: str, stamp: str, text: str, raw: str | bytes | None
     ) -> dict[str, str]:
