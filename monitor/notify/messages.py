@@ -35,7 +35,7 @@ from monitor.categories import CATEGORIES, SEVERITY_ORDER
 from monitor.notify.site import HEADING as SITE_HEADING
 from monitor.notify.site import REMINDER as SITE_REMINDER
 from monitor.notify.site import SiteNotice, sentence, subject_text
-from monitor.report.build import TEMPLATES
+from monitor.resources import TEMPLATES
 
 SUBJECT_PREFIX = "[TOS monitor]"
 SUBJECT_MAX = 200
