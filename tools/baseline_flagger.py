@@ -20,7 +20,7 @@ from pathlib import Path
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from monitor.evaluate import part_of
+from monitor.evaluate import load_labels
 
 
 def main() -> None:
@@ -29,10 +29,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for family in ("privacy", "terms"):
-        rows = [json.loads(line) for line in (args.labels / f"{family}.jsonl").open()]
-        tuning = [r for r in rows if part_of(r["source"], r["doc"]) == "tuning"]
-        test = [r for r in rows if part_of(r["source"], r["doc"]) == "test"]
+    tuning_part, test_part = load_labels(args.labels, "tuning"), load_labels(args.labels, "test")
+    for family, tuning in tuning_part.items():
+        test = test_part[family]
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         x_tuning = vectorizer.fit_transform([r["text"] for r in tuning])
         x_test = vectorizer.transform([r["text"] for r in test])
