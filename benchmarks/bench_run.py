@@ -154,17 +154,24 @@ def storage_bytes(home: Path) -> int:
     return sum(p.stat().st_size for p in files if p.is_file())
 
 
-def timed_run(home: Path) -> dict:
-    before = storage_bytes(home)
-    env = {**os.environ, "TOS_MONITOR_HOME": str(home)}
+def timed(
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    sample_seconds: float = 0.1,
+    timeout: float | None = None,
+) -> tuple[float, float, str, str, int]:
+    """Run a command: wall time, peak PSS of its whole process tree (MB, sampled every
+    `sample_seconds`), stdout, stderr, exit status. Past `timeout` its process group is killed."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--json"],
+        command,
+        cwd=cwd,
         env=env,
-        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     peak = 0
     done = threading.Event()
@@ -173,16 +180,28 @@ def timed_run(home: Path) -> dict:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, tree_pss_kb(process.pid))
-            time.sleep(0.05)
+            done.wait(sample_seconds)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, err = process.communicate()
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)  # only the group this function started
+        out, err = process.communicate()
     wall = time.perf_counter() - started
     done.set()
     sampler.join()
-    if process.returncode not in (0, 1):
-        raise SystemExit(f"run failed ({process.returncode}): {err}")
+    return wall, peak / 1024, out, err, process.returncode
+
+
+def timed_run(home: Path) -> dict:
+    before = storage_bytes(home)
+    env = {**os.environ, "TOS_MONITOR_HOME": str(home)}
+    wall, peak_mb, out, err, status = timed([sys.executable, "-m", "monitor", "run", "--json"],
+                                            ROOT, env, sample_seconds=0.05)  # fmt: skip
+    if status not in (0, 1):
+        raise SystemExit(f"run failed ({status}): {err}")
     summary = json.loads(out)
     return {
         "wall": wall,
@@ -190,7 +209,7 @@ def timed_run(home: Path) -> dict:
         "changes": len(summary["changes"]),
         "failures": len(summary["failures"]),
         "stats": summary.get("stats", {}),
-        "peak_mb": peak / 1024,
+        "peak_mb": peak_mb,
         "added_bytes": storage_bytes(home) - before,
     }
 

@@ -52,8 +52,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_run import tree_pss_kb  # noqa: E402
+from bench_run import timed  # noqa: E402
 
 from monitor.fetch import CHROMIUM_FLAGS, find_chromium  # noqa: E402
 from monitor.watchlist import Settings  # noqa: E402
@@ -194,40 +192,6 @@ def publish(server: PageServer, night: Night) -> None:
 # Running a tool's night and measuring it
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str, str, int]:
-    """Wall time, peak PSS of the whole process tree (MB), stdout, stderr, exit status."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, tree_pss_kb(process.pid))
-            done.wait(SAMPLE_SECONDS)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        out, err = process.communicate(timeout=NIGHT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)  # only the group this benchmark started
-        out, err = process.communicate()
-    wall = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    return wall, peak / 1024, out, err, process.returncode
-
-
 @dataclass
 class NightResult:
     wall: float
@@ -261,7 +225,7 @@ class TosMonitor:
 
     def night(self) -> NightResult:
         env = {**os.environ, "TOS_MONITOR_HOME": str(self.home)}
-        wall, peak, out, err, code = timed(self.command, ROOT, env)
+        wall, peak, out, err, code = timed(self.command, ROOT, env, SAMPLE_SECONDS, NIGHT_TIMEOUT)
         if code not in (0, 1):
             raise RuntimeError(f"tos-monitor run failed ({code}): {err[-2000:]}")
         summary = json.loads(out)
@@ -336,7 +300,9 @@ class OpenTermsArchive:
         return out.splitlines()
 
     def night(self) -> NightResult:
-        wall, peak, out, err, code = timed(self.command, self.work, self.env)
+        wall, peak, out, err, code = timed(
+            self.command, self.work, self.env, SAMPLE_SECONDS, NIGHT_TIMEOUT
+        )
         if code != 0:
             raise RuntimeError(f"ota track failed ({code}): {(err or out)[-2000:]}")
         commits = self.commits()
