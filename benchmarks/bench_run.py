@@ -100,17 +100,19 @@ class Site:
         return sizes
 
 
-def write_watchlist(home: Path, site: Site, concurrency: int, http_only: bool) -> None:
+def write_watchlist(
+    home: Path, server: PageServer, n: int, concurrency: int, http_only: bool = False
+) -> None:
+    """A watchlist of documents /doc0 ... /doc<n-1> on `server` (bench_versus_ota uses it too)."""
     import yaml
 
     render = "http" if http_only else "browser"
     # Like the shipped watchlist (21 of 26 documents declare `select`): three in four documents
     # name their policy element, the rest rely on the default main-content finding.
     documents: dict[str, dict[str, object]] = {
-        f"doc{i}": {"url": site.server.url(f"/doc{i}"), "render": render}
-        for i in range(len(site.texts))
+        f"doc{i}": {"url": server.url(f"/doc{i}"), "render": render} for i in range(n)
     }
-    for i in range(len(site.texts)):
+    for i in range(n):
         if i % 4 != 3:
             documents[f"doc{i}"]["select"] = ["#policy"]
     data = {
@@ -295,7 +297,7 @@ def bench(n: int, concurrency: int, http_only: bool, latency_ms: int) -> None:
     print(f"  floor      {floor_seconds:6.2f} s  (load + read the policy text only)")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        write_watchlist(home, site, concurrency, http_only)
+        write_watchlist(home, site.server, len(site.texts), concurrency, http_only)
         # Every night the pages carry fresh noise (time stamps, tokens, promos), as real ones do.
         show("cold", timed_run(home), floor_seconds)
         site.publish()
@@ -305,7 +307,7 @@ def bench(n: int, concurrency: int, http_only: bool, latency_ms: int) -> None:
         site.publish()
         warm = timed_run(home)
         show("warm", warm, floor_seconds)
-        write_watchlist(home, site, 1, http_only)
+        write_watchlist(home, site.server, len(site.texts), 1, http_only)
         site.publish()
         sequential = timed_run(home)
         show("sequential", sequential)

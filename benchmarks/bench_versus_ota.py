@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_run import timed  # noqa: E402
+from bench_run import timed, write_watchlist  # noqa: E402
 
 from monitor.fetch import CHROMIUM_FLAGS, find_chromium  # noqa: E402
 from monitor.watchlist import Settings  # noqa: E402
@@ -204,20 +204,9 @@ class TosMonitor:
     name = "tos-monitor"
 
     def __init__(self, home: Path, server: PageServer, n: int, concurrency: int):
-        import yaml
-
         self.home = home
-        documents: dict[str, dict[str, object]] = {}
-        for i in range(n):
-            documents[f"doc{i}"] = {"url": server.url(f"/doc{i}")}
-            if i % 4 != 3:  # as in bench_run: three in four documents name their element
-                documents[f"doc{i}"]["select"] = ["#policy"]
-        data = {
-            "settings": {"admin": "web", "concurrency": concurrency, "per_host": concurrency},
-            "reviewers": {"web": {"name": "Web"}},
-            "platforms": {"bench": {"name": "Bench", "reviewer": "web", "documents": documents}},
-        }
-        (home / "watchlist.yaml").write_text(yaml.safe_dump(data))
+        # The watchlist bench_run writes: three in four documents name their element.
+        write_watchlist(home, server, n, concurrency)
         script = Path(sys.executable).with_name("tos-monitor")
         self.command = [str(script) if script.exists() else sys.executable, "run", "--json"]
         if not script.exists():
