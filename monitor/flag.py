@@ -95,7 +95,10 @@ def _sentences(line: str) -> Iterator[tuple[int, int]]:
     start = 0
     for m in _SENT_END.finditer(line):
         head = line[start : m.start()].rstrip("\"'”’)]")
-        if _ABBREV.search(head):
+        # Only the end can match (`$`; the longest abbreviation is 7 characters, and `\b` looks
+        # at the one before): the last 16 characters decide as the whole head would, without
+        # rescanning a long paragraph at every candidate end.
+        if _ABBREV.search(head[-16:]):
             continue  # "e.g. Foo", "Inc. The" ... not a sentence end
         yield start, m.start() + len(line[m.start() : m.end()].rstrip())
         start = m.end()
@@ -403,9 +406,22 @@ _STRONG_COMPILED: dict[str, list[re.Pattern[str]]] = {
 }
 
 
-def pattern_hits(text: str) -> list[str]:
-    """Categories whose (topic) domain patterns match the text."""
-    return [cat for cat, rx in _ANY.items() if rx.search(text)]
+def pattern_hits(text: str, categories: Iterable[str] | None = None) -> list[str]:
+    """Categories (of `categories`, default all) whose (topic) domain patterns match the text."""
+    wanted = _ANY if categories is None else {c: _ANY[c] for c in categories if c in _ANY}
+    return [cat for cat, rx in wanted.items() if rx.search(text)]
+
+
+@lru_cache(maxsize=8)
+def _pattern_decided(model_categories: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The categories patterns decide: those the model cannot learn or does not have. Scanning
+    only these is what `flag_inputs` used of a scan of every category (a third of its time was
+    pattern scans whose hits it then ignored)."""
+    return tuple(
+        c
+        for c in _ANY
+        if c in PATTERN_ONLY or model_categories is None or c not in model_categories
+    )
 
 
 def _pattern_span(cat: str, text: str) -> tuple[int, int] | None:
@@ -439,15 +455,75 @@ def ngrams(text: str) -> list[str]:
     return list(dict.fromkeys([*toks, *(f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False))]))
 
 
-@lru_cache(maxsize=1)
-def _embedder() -> Any:
-    import wordllama
-    from wordllama import WordLlama
+WORDLLAMA_CONFIG = "l2_supercat"
+EMBED_BATCH = 64  # texts per tokenizer call, as WordLlama's own `embed`
 
-    # The wheel ships the weights and tokenizer: never download (no network at run time).
-    return WordLlama.load(
-        cache_dir=Path(wordllama.__file__).parent, disable_download=True, dim=EMBED_DIM
-    )
+
+class _Embedder:
+    """WordLlama's `embed(texts, norm=True)`, reading its token-embedding matrix memory-mapped.
+
+    WordLlama's loader copies the 32,000 x 256 half-precision matrix into a float32 array (about
+    50 MB of the process, for the few hundred tokens a night's changes touch) and takes 0.5 s.
+    Mapping the file and converting only the rows a batch uses gives the same float32 values
+    (half to single precision is exact), then the same pooling and norm in the same order: the
+    same embeddings (tests/test_flag.py compares them with WordLlama's), at a fraction of the
+    memory and start. The weights and tokenizer still come from the installed `wordllama` wheel.
+    """
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        from tokenizers import Tokenizer
+
+        # The package's folder, without importing it: `import wordllama` alone costs 30 MB and
+        # 0.45 s (its training and clustering code), none of which embedding needs.
+        spec = importlib.util.find_spec("wordllama")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("wordllama is not installed (the flagger's embeddings)")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        weights = root / "weights" / f"{WORDLLAMA_CONFIG}_{EMBED_DIM}.safetensors"
+        tokenizer = root / "tokenizers" / f"{WORDLLAMA_CONFIG}_tokenizer_config.json"
+        self.tokenizer = Tokenizer.from_file(str(tokenizer))
+        self.tokenizer.enable_padding()
+        self.tokenizer.no_truncation()
+        self.matrix = _mapped_tensor(weights, "embedding.weight")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.matrix.shape[1]), dtype=np.float32)
+        for i in range(0, len(texts), EMBED_BATCH):
+            encoded = self.tokenizer.encode_batch(
+                list(texts[i : i + EMBED_BATCH]), is_pretokenized=False, add_special_tokens=False
+            )
+            ids = np.array([e.ids for e in encoded], dtype=np.int32)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.float32)
+            np.clip(ids, 0, self.matrix.shape[0] - 1, out=ids)
+            x = self.matrix[ids].astype(np.float32)
+            total = np.maximum(mask.sum(axis=1, keepdims=True), 1.0).astype(np.float32)
+            pooled = np.sum(x * mask[..., np.newaxis], axis=1, dtype=np.float32) / total
+            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[i : i + pooled.shape[0]] = pooled
+        return out
+
+
+def _mapped_tensor(path: Path, name: str) -> np.ndarray:
+    """One tensor of a .safetensors file as a read-only memory map. The format is an 8-byte
+    little-endian header length, a JSON header (name -> dtype, shape, data offsets) and the
+    data; the `safetensors` library has no numpy view that does not copy."""
+    dtypes = {"F16": np.float16, "F32": np.float32}
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        entry = json.loads(handle.read(size))[name]
+    start, end = entry["data_offsets"]
+    dtype = np.dtype(dtypes[entry["dtype"]])
+    shape = tuple(entry["shape"])
+    if end - start != dtype.itemsize * math.prod(shape):
+        raise ValueError(f"{path}: tensor {name} has a size that does not match its shape")
+    return np.memmap(path, dtype=dtype, mode="r", offset=8 + size + start, shape=shape)
+
+
+@lru_cache(maxsize=1)
+def _embedder() -> _Embedder:
+    return _Embedder()
 
 
 def embed(texts: Sequence[str]) -> np.ndarray:
@@ -455,7 +531,7 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
     idx = [i for i, t in enumerate(texts) if t.strip()]
     if idx:
-        out[idx] = _embedder().embed([texts[i] for i in idx], norm=True)
+        out[idx] = _embedder().embed([texts[i] for i in idx])
     return out
 
 
@@ -590,6 +666,15 @@ class ClauseInput:
     next: str = ""
 
 
+def input_key(item: ClauseInput) -> str:
+    """What `flag_inputs` reads of a clause (its text and both neighbours, not its heading),
+    hashed: inputs with equal keys get equal flags, so caches may share flags between versions
+    and documents by this key. Anything `flag_inputs` starts reading must be added here
+    (tests/test_flag.py checks that the heading changes nothing)."""
+    raw = f"{item.text}\0{item.prev}\0{item.next}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
 def flag_inputs(items: Sequence[ClauseInput], model: Model | None = None) -> list[list[Flag]]:
     """Categories of a batch of clauses with evidence and stance, in registry order.
 
@@ -604,6 +689,7 @@ def flag_inputs(items: Sequence[ClauseInput], model: Model | None = None) -> lis
         if model is not None and items
         else np.zeros((len(items), 0))
     )
+    by_pattern = _pattern_decided(model.categories if model is not None else None)
     out = []
     for item, row in zip(items, margins, strict=True):
         text = item.text
@@ -612,9 +698,8 @@ def flag_inputs(items: Sequence[ClauseInput], model: Model | None = None) -> lis
             for ci, m in enumerate(row):
                 if m >= 0:
                     decided[model.categories[ci]] = (float(m), "model")
-        for cat in pattern_hits(text):
-            if cat in PATTERN_ONLY or model is None or cat not in model.categories:
-                decided.setdefault(cat, (0.0, "pattern"))
+        for cat in pattern_hits(text, by_pattern):
+            decided.setdefault(cat, (0.0, "pattern"))
         flags = []
         for cat in CATEGORIES:
             if cat not in decided:

@@ -16,6 +16,7 @@ import pytest
 from monitor.categories import CATEGORIES, LABELLED_IDS, family_ids
 from monitor.evaluate import evaluate_rows, read_jsonl, score_flags
 from monitor.flag import (
+    ClauseInput,
     change_flags,
     checklist,
     default_model,
@@ -24,6 +25,7 @@ from monitor.flag import (
     flag_records,
     flag_rows,
     flag_text,
+    input_key,
     split_clauses,
 )
 
@@ -177,15 +179,24 @@ def test_flag_text_reports_each_clause() -> None:
     json.dumps([fc.to_dict() for fc in flagged])  # JSON-able
 
 
-def test_heading_nudges_borderline_sentence() -> None:
-    # The heading adds a fixed bonus to the model score of the heading's topic, never removes one.
-    text = "The arbitrator's award is final and may be entered in any court."
-    under = flag_clause(text, "Binding Arbitration")
-    plain = flag_clause(text)
-    score = {f.category: f.score for f in plain}
-    assert set(f.category for f in plain) <= set(f.category for f in under)
-    if "arbitration" in score:
-        assert {f.category: f.score for f in under}["arbitration"] > score["arbitration"]
+def test_flags_do_not_depend_on_the_heading() -> None:
+    # Caches share flags between versions and documents by `input_key`, which leaves the
+    # heading out (the model has no heading block: the labels carry none to measure it on).
+    # Should the flagger start reading headings, this fails: add them to `input_key` then.
+    texts = [
+        "The arbitrator's award is final and may be entered in any court.",
+        "We may modify these Terms at any time.",
+        "We share information with advertising partners.",
+    ]
+    for text in texts:
+        plain = flag_clause(text, prev="Disputes are settled by arbitration.")
+        under = flag_clause(
+            text, "Binding Arbitration", prev="Disputes are settled by arbitration."
+        )
+        assert under == plain
+        assert input_key(ClauseInput(text, "Binding Arbitration")) == input_key(ClauseInput(text))
+    assert plain  # the texts are flagged at all
+    assert input_key(ClauseInput("a", prev="b")) != input_key(ClauseInput("a", next="b"))
 
 
 OLD = """# Privacy Policy
@@ -298,3 +309,26 @@ def test_checklist_quotes_at_most_three_clauses_strongest_first() -> None:
     scores = [q["score"] for q in quoted]
     assert scores == sorted(scores, reverse=True)
     assert scores[0] == max(f.score for f in flagged)
+
+
+def test_memory_mapped_embeddings_equal_wordllamas_own() -> None:
+    # The flagger reads WordLlama's matrix memory-mapped instead of through its loader (50 MB
+    # and 0.5 s less on a night with changes); the model was trained on the loader's output.
+    from pathlib import Path as _Path
+
+    import numpy as np
+    import wordllama
+
+    from monitor import flag
+
+    model = wordllama.WordLlama.load(
+        cache_dir=_Path(wordllama.__file__).parent, disable_download=True, dim=flag.EMBED_DIM
+    )
+    texts = [
+        "We share your data with advertisers.",
+        "Hi",
+        "Ünïcode — “quotes” 日本語",
+        "x " * 2000,  # longer than the rest of its batch: padding
+    ] * 20  # more than one batch of 64
+    assert np.array_equal(flag.embed(texts), model.embed(texts, norm=True))
+    assert not flag.embed([""]).any()  # no neighbour: zeros
