@@ -7,6 +7,7 @@ Exit status (README, "Exit status"): 0 success, 1 some documents failed (the res
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,10 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
     display = RunDisplay(total, enabled=not as_json and sys.stderr.isatty())
     try:
         with display:
-            summary = run_nightly(watchlist, obj.home, only, progress=display.update)
+            # A first build flags every version: one process per CPU (this command's entry
+            # point is guarded, as spawned workers need).
+            summary = run_nightly(watchlist, obj.home, only, progress=display.update,
+                                  report_workers=os.cpu_count() or 1)  # fmt: skip
     except RunLocked as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
@@ -128,7 +132,6 @@ def demo(ctx: click.Context, demo_home: Path | None) -> None:
 @click.pass_obj
 def browser(obj: Context) -> None:
     """Print the Chromium a run will use; exit 1 if there is none (setup.sh asks this)."""
-    import os
 
     from monitor.fetch import FetchFailure, find_chromium
     from monitor.watchlist import Settings
@@ -224,7 +227,6 @@ def show(obj: Context, version_id: int) -> None:
 @click.pass_obj
 def report(obj: Context, as_json: bool, jobs: int | None) -> None:
     """Rebuild the whole HTML report in HOME/reports/ (a run updates it by itself)."""
-    import os
 
     from monitor.report import REPORT_DIR, build_site
 
@@ -471,7 +473,6 @@ def prune(obj: Context, age: str, dry_run: bool) -> None:
 @click.pass_obj
 def serve(obj: Context, host: str, port: int, allow_remote: bool) -> None:
     """Serve the report site and let reviewers record decisions on change pages."""
-    import os
 
     from monitor.serve import TOKEN_ENV, ServeError, check_bind, make_server
 

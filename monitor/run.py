@@ -161,13 +161,20 @@ def run_nightly(
     home: Path,
     only: str | None = None,
     progress: Progress | None = None,
+    report_workers: int = 1,
 ) -> RunSummary:
-    """One nightly pass over the watchlist (or one platform of it); raises RunLocked."""
+    """One nightly pass over the watchlist (or one platform of it); raises RunLocked.
+
+    `report_workers` > 1 lets a full report build (the first run, or after an upgrade) flag
+    versions in that many processes, after the browser has closed. Workers are spawned, which
+    re-imports the calling program's main module: pass it only from a program whose main module
+    is guarded by `if __name__ == "__main__"` (the `tos-monitor` command is).
+    """
     with run_lock(home):
-        return asyncio.run(_run(watchlist, home, only, progress))
+        return asyncio.run(_run(watchlist, home, only, progress, report_workers))
 
 
-def _late_stages() -> tuple[Callable[[Store, int], Any], Callable[[Watchlist, Store, int], Any]]:
+def _late_stages() -> tuple[Callable[..., Any], Callable[[Watchlist, Store, int], Any]]:
     """The report and notify stages, imported while the first pages load (in a thread: the
     imports are ~0.3 s of a run's fixed start, and nothing needs them before the end)."""
     from monitor.notify import notify_after_run
@@ -177,7 +184,11 @@ def _late_stages() -> tuple[Callable[[Store, int], Any], Callable[[Watchlist, St
 
 
 async def _run(
-    watchlist: Watchlist, home: Path, only: str | None, progress: Progress | None
+    watchlist: Watchlist,
+    home: Path,
+    only: str | None,
+    progress: Progress | None,
+    report_workers: int = 1,
 ) -> RunSummary:
     started = time.perf_counter()
     documents = list(watchlist.documents(only))
@@ -192,7 +203,7 @@ async def _run(
     try:
         store.recover(now_utc())
         return await _run_with_store(watchlist, store, pool, documents, late, started, only,
-                                     progress)  # fmt: skip
+                                     progress, report_workers)  # fmt: skip
     finally:
         store.close()
 
@@ -206,6 +217,7 @@ async def _run_with_store(
     started: float,
     only: str | None,
     progress: Progress | None,
+    report_workers: int = 1,
 ) -> RunSummary:
     run_id = store.start_run(now_utc(), only)
     summary = RunSummary(run_id)
@@ -244,7 +256,9 @@ async def _run_with_store(
     }
     update_after_run, notify_after_run = await late
     reported = time.perf_counter()
-    update_after_run(store, run_id)  # before alerts, which link to the report's pages
+    # Before alerts, which link to the report's pages; the browser is closed by now, so report
+    # workers never share the machine's memory with it.
+    update_after_run(store, run_id, report_workers)
     notified = time.perf_counter()
     # After the records are final; never raises, and what it cannot deliver stays pending.
     notify_after_run(watchlist, store, run_id)

@@ -19,9 +19,10 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from monitor.flag import checklist
+from monitor.categories import CATEGORIES
+from monitor.flag import checklist, flag_inputs
 from monitor.report import build_site, update_site
-from monitor.report.checklist import ChecklistCache, answer_since, merge_timelines
+from monitor.report.checklist import ChecklistCache, answer_since, combine, merge_timelines
 from monitor.report.diffview import diff_view
 from monitor.run import run_nightly
 from monitor.store import Store
@@ -469,6 +470,36 @@ def test_cached_checklist_matches_the_flagger(tmp_path: Path) -> None:
     assert list((again.dir / "clauses").glob("*.json"))
 
 
+def test_documents_sharing_clauses_flag_them_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Platforms repeat boilerplate across documents; a first build flags a shared clause once.
+    # A clause under another heading is the same input to the flagger (flag.input_key).
+    import monitor.report.checklist as report_checklist
+
+    path = sorted((FIXTURES / "corpus" / "facebook-terms-of-service").glob("*.md.gz"))[0]
+    body = gzip.decompress(path.read_bytes()).decode()
+    text, other = "# Facebook terms\n\n" + body, "# Another platform's terms\n\n" + body
+    flagged: list[int] = []
+
+    def counting(items: list[object]) -> object:
+        flagged.append(len(items))
+        return flag_inputs(items)
+
+    monkeypatch.setattr(report_checklist, "flag_inputs", counting)
+    cache = ChecklistCache(tmp_path)
+    first = cache.checklist_of("facebook/terms", "a", lambda: text)
+    second = cache.checklist_of("other/terms", "b", lambda: other)
+    assert first == checklist(text) and second == checklist(other)
+    assert len(flagged) == 1 and flagged[0] > 50  # the second document flagged nothing new
+    cache.save()
+    # Each document's own clause file holds all its clauses: the next build needs no other.
+    monkeypatch.setattr(report_checklist, "flag_inputs", flag_inputs)
+    again = ChecklistCache(tmp_path)
+    assert again._memo("other/terms").flagged(other) == cache._memo("other/terms").flagged(other)
+    assert again._memo("other/terms").flags.keys() == cache._memo("facebook/terms").flags.keys()
+
+
 def test_answer_dates_follow_the_combined_history() -> None:
     terms = [("2026-01-01", {"arbitration": "unclear"}), ("2026-03-01", {"arbitration": "yes"}),
              ("2026-05-01", {"arbitration": "yes"})]  # fmt: skip
@@ -480,6 +511,33 @@ def test_answer_dates_follow_the_combined_history() -> None:
     ]  # fmt: skip
     assert answer_since(merged, "arbitration") == "2026-03-01"
     assert answer_since([], "arbitration") is None
+
+
+def test_merged_timeline_combines_every_document_at_each_event() -> None:
+    # The merge keeps counts instead of recombining every document at every event: it must
+    # still equal `combine` over the answers current at each event.
+    import random
+
+    rng = random.Random(7)
+    cats = list(CATEGORIES)[:4]
+    timelines = {
+        f"doc{d}": [
+            (f"2026-01-{day:02d}", {c: rng.choice(["yes", "no", "unclear"]) for c in cats})
+            for day in sorted(rng.sample(range(1, 29), rng.randint(1, 6)))
+        ]
+        for d in range(6)
+    }
+    events = sorted((t, k, a) for k, states in timelines.items() for t, a in states)
+    merged = merge_timelines(timelines)
+    assert len(merged) == len(events)
+    for i, (began, answers) in enumerate(merged):
+        now: dict[str, dict[str, str]] = {}
+        for _, key, a in events[: i + 1]:
+            now[key] = a
+        assert began == events[i][0]
+        assert answers == {
+            c: combine(a.get(c, "unclear") for a in now.values()) for c in CATEGORIES
+        }
 
 
 def test_diff_view_folds_unchanged_stretches_around_numbered_changes() -> None:

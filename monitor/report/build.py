@@ -302,7 +302,10 @@ class Builder:
         versions = {
             d.key: [(v.sha256, v.id) for v in d.versions] for d in self.site.documents.values()
         }
-        return self.cache.filling(self.store.home / "monitor.db", versions, workers)
+        current = {
+            d.key: d.current.sha256 for d in self.site.documents.values() if d.current is not None
+        }
+        return self.cache.filling(self.store.home / "monitor.db", versions, workers, current)
 
     def assets(self) -> None:
         for name in ASSETS:
@@ -572,12 +575,14 @@ def _failed_before(store: Store, key: str, run_id: int) -> bool:
     return previous is not None and previous["outcome"] == "failed"
 
 
-def update_site(store: Store, run_id: int, now: datetime | None = None) -> BuildStats:
+def update_site(
+    store: Store, run_id: int, now: datetime | None = None, workers: int = 1
+) -> BuildStats:
     """Re-render only the pages a run changed; the whole site when it was never built or the
-    templates or report code changed since."""
+    templates or report code changed since (`workers` as for `build_site`)."""
     out = store.home / REPORT_DIR
     if not (out / "index.html").exists() or _built_fingerprint(out) != site_fingerprint():
-        return build_site(store, now)
+        return build_site(store, now, workers)
     stats = BuildStats("incremental")
     with _build_lock(out):
         builder = Builder(store, stats, now)
@@ -620,10 +625,10 @@ def update_for_review(store: Store, change_id: int, now: datetime | None = None)
         return _record_stats(out, stats)
 
 
-def update_after_run(store: Store, run_id: int) -> BuildStats | None:
+def update_after_run(store: Store, run_id: int, workers: int = 1) -> BuildStats | None:
     """The nightly run's hook: a report problem is reported, never fails the recorded run."""
     try:
-        return update_site(store, run_id)
+        return update_site(store, run_id, workers=workers)
     except Exception as exc:  # noqa: BLE001 - the records are safe; the report can be rebuilt
         print(
             f"warning: the report was not updated ({type(exc).__name__}: {exc}); "
