@@ -174,7 +174,9 @@ def run_nightly(
         return asyncio.run(_run(watchlist, home, only, progress, report_workers))
 
 
-def _late_stages() -> tuple[Callable[..., Any], Callable[[Watchlist, Store, int], Any]]:
+def _late_stages() -> tuple[
+    Callable[[Store, int, int], Any], Callable[[Watchlist, Store, int], Any]
+]:
     """The report and notify stages, imported while the first pages load (in a thread: the
     imports are ~0.3 s of a run's fixed start, and nothing needs them before the end)."""
     from monitor.notify import notify_after_run

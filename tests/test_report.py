@@ -571,8 +571,9 @@ def test_answers_flagged_in_worker_processes_match_in_process_ones(
         d["key"]: [(v.sha256, v.id) for v in store.versions(d["key"])] for d in store.documents()
     }
     monkeypatch.setattr(report_checklist, "PARALLEL_MIN_VERSIONS", 1)
+    current = {d["key"]: store.version(d["current_version_id"]).sha256 for d in store.documents()}  # type: ignore[union-attr]
     parallel = ChecklistCache(tmp_path / "parallel")
-    with parallel.filling(history.home / "monitor.db", versions, workers=2):
+    with parallel.filling(history.home / "monitor.db", versions, workers=2, current=current):
         pass
     serial = ChecklistCache(tmp_path / "serial")
     for key, items in versions.items():
@@ -581,6 +582,12 @@ def test_answers_flagged_in_worker_processes_match_in_process_ones(
             serial.answers_of(key, sha, lambda text=text: text)
     texts = {sha for items in versions.values() for sha, _ in items}
     assert parallel.answers == serial.answers and set(parallel.answers) == texts
+    # Workers also wrote each current version's full checklist (quotes included), which the
+    # report then reads instead of flagging that text again: the same as computed in-process.
+    for key, sha in current.items():
+        written = json.loads((parallel.dir / "checklists" / f"{sha}.json").read_text())
+        text = store.version(dict(versions[key])[sha]).text  # type: ignore[union-attr]
+        assert written == serial.checklist_of(key, sha, lambda text=text: text)
 
 
 def test_a_recorded_decision_shows_and_leaves_the_awaiting_list(

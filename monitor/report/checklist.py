@@ -35,7 +35,6 @@ import monitor.flag
 from monitor.categories import CATEGORIES
 from monitor.flag import (
     Clause,
-    ClauseInput,
     Flag,
     checklist_from_flags,
     clause_inputs,
@@ -68,12 +67,6 @@ def aggregate(flagged: Iterable[tuple[Clause, list[Flag]]]) -> Checklist:
     return checklist_from_flags(flagged)
 
 
-def _clause_key(item: ClauseInput) -> str:
-    """Everything the flags of a clause depend on (`monitor.flag.input_key`); the flagger's
-    version is in the cache directory's name."""
-    return input_key(item)
-
-
 FlagsByKey = dict[str, list[dict[str, Any]]]
 
 
@@ -81,9 +74,10 @@ class ClauseMemo:
     """Flags per clause of one document, loaded from and saved to one JSON file.
 
     `shared` is a process-wide memo of the same keys across documents: a key is everything a
-    clause's flags depend on (`_clause_key`), so flags found for it in another document are the
-    flags flagging it here would give. Platforms repeat boilerplate across their documents, and
-    a first build over many documents flags each shared clause once instead of once per document.
+    clause's flags depend on (`monitor.flag.input_key`), so flags found for it in another
+    document are the flags flagging it here would give. Platforms repeat boilerplate across
+    their documents, and a first build over many documents flags each shared clause once
+    instead of once per document.
     """
 
     def __init__(self, path: Path, shared: FlagsByKey | None = None):
@@ -97,12 +91,17 @@ class ClauseMemo:
         an earlier version of the document are flagged, in one batch."""
         clauses = split_clauses(text)
         items = clause_inputs(clauses)
-        keys = [_clause_key(item) for item in items]
-        todo = [k for k in dict.fromkeys(keys) if k not in self.flags]
-        for k in [k for k in todo if k in self.shared]:
-            self.flags[k] = self.shared[k]
-            self.dirty = True
-        todo = [k for k in todo if k not in self.flags]
+        # The flagger's version is in the cache directory's name, so a key is all flags depend on.
+        keys = [input_key(item) for item in items]
+        todo = []
+        for k in dict.fromkeys(keys):
+            if k in self.flags:
+                continue
+            if k in self.shared:  # flagged in another document of this build
+                self.flags[k] = self.shared[k]
+                self.dirty = True
+            else:
+                todo.append(k)
         if todo:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
             for k, flags in zip(todo, flag_inputs([items[first[k]] for k in todo]), strict=True):
