@@ -4,13 +4,13 @@
     python benchmarks/bench_storage.py --documents 200 --nights 10 --keep /tmp/bench-home
 
 Builds a real home folder with `monitor.store.Store` and the nightly run's own per-document code
-(`monitor.run._register` and `_process`, which records the fetch with `_record_fetch`); only the
-browser is replaced by a stand-in that serves each document's page the way the real fetcher does:
-the whole page the first night, then, as the visible text's fingerprint equals the one the store
-knows, an empty page that says "same as known". Documents, URLs, locales and time zones are the
-shipped watchlist's (`watchlist.yaml`: keys like `facebook/terms-of-service`, URLs like
-`https://www.facebook.com/legal/terms/plain_text_terms`, `en-US`, `America/Chicago`), repeated
-with numbered platforms to reach the asked count.
+(`monitor.check.register_document` and `check_document`, which records the fetch with
+`_record_fetch`); only the browser is replaced by a stand-in that serves each document's page the
+way the real fetcher does: the whole page the first night, then, as the visible text's fingerprint
+equals the one the store knows, an empty page that says "same as known". Documents, URLs, locales
+and time zones are the shipped watchlist's (`watchlist.yaml`: keys like `facebook/terms-of-service`,
+URLs like `https://www.facebook.com/legal/terms/plain_text_terms`, `en-US`, `America/Chicago`),
+repeated with numbered platforms to reach the asked count.
 
 Prints the database file's growth over the unchanged nights (after the checkpoint each run ends
 with), per document and night; the same from SQLite's `dbstat` table, split by table and index; and
@@ -34,8 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor.check import check_document, register_document  # noqa: E402
 from monitor.fetch import FetchResult, Page, input_fingerprint  # noqa: E402
-from monitor.run import _process, _register  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.watchlist import Document, Platform, Watchlist, load  # noqa: E402
 
@@ -126,13 +126,13 @@ def night(home: Path, watchlist: Watchlist, documents: list[Document], n: int) -
     stamp = (START + timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     run_id = store.start_run(stamp, None)
     for document in documents:
-        _register(store, watchlist, document)
+        register_document(store, watchlist, document)
 
     async def all_documents() -> list[str]:
         stage_seconds: dict[str, float] = {}
         outcomes = []
         for document in documents:
-            outcome = await _process(store, pool, run_id, document, stage_seconds)  # type: ignore[arg-type]
+            outcome = await check_document(store, pool, run_id, document, stage_seconds)  # type: ignore[arg-type]
             outcomes.append(outcome.recorded.outcome if outcome.recorded else "failed")
         return outcomes
 

@@ -20,15 +20,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from monitor import __version__
-from monitor.extract import REDUCE_JS, reduce_arguments, reduce_html
 from monitor.pause import pause_at
 from monitor.watchlist import Document, Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx, Playwright and extraction are imported where they are first used: a run starts
+# Chromium's driver as soon as it has read its watchlist, and every import before that adds to
+# the run's fixed start (`monitor.run`).
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -361,6 +365,8 @@ class BrowserFetcher:
     async def _load(self, page: Any, document: Document, known: str | None) -> Page:
         from playwright.async_api import Error as PlaywrightError
 
+        from monitor.extract import REDUCE_JS, reduce_arguments
+
         timeout_ms = document.timeout * 1000
         try:
             response = await page.goto(
@@ -577,12 +583,18 @@ class HttpFetcher:
     """Plain GET for `render: http` documents: no browser is started for them."""
 
     def __init__(self, settings: Settings):
+        import httpx
+
         self.client = httpx.AsyncClient(
             follow_redirects=True,
             headers={"User-Agent": settings.user_agent or DEFAULT_USER_AGENT},
         )
 
     async def fetch(self, document: Document, known: str | None = None) -> Page:
+        import httpx
+
+        from monitor.extract import reduce_html
+
         headers = {"Accept-Language": document.locale}
         try:
             async with self.client.stream(

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+# Imported before a run starts, so it imports nothing heavy itself: rich only when a terminal
+# shows the bar (cron and --json do without), the run's types only for checking.
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
-from monitor.audit import printable
-from monitor.run import DocumentOutcome, RunSummary
+    from monitor.run import DocumentOutcome, RunSummary
 
 
 class RunDisplay:
     def __init__(self, total: int, enabled: bool):
         self.progress: Progress | None = None
         if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -70,6 +81,8 @@ class RunDisplay:
 
 def site_lines(summary: RunSummary) -> list[str]:
     """The agency site's audit: one line per change and per failed page."""
+    from monitor.audit import printable
+
     site = summary.site
     if not site.audits:
         return []

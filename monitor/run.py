@@ -1,8 +1,12 @@
 """The nightly pass: watchlist -> fetch -> extract -> store/changes, one document at a time per
-worker, all documents in parallel up to the watchlist's concurrency.
+worker (`monitor.check`), all documents in parallel up to the watchlist's concurrency, then the
+report and the alerts.
 
 Extraction is CPU work, so it runs in a worker thread and the event loop keeps feeding the browser.
 A failure of one document is recorded and never stops the others.
+
+This module imports little: the stages it drives are imported once Chromium's driver has started
+(`_run`), so that their ~0.5 s of imports overlap the browser's start instead of preceding it.
 """
 
 from __future__ import annotations
@@ -15,24 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from monitor.audit import SiteAudit, audit_site
-from monitor.changes import (
-    Analysis,
-    Recorded,
-    analyse_change,
-    comparison_sha,
-    record_text,
-    record_unchanged,
-    same_wording,
-)
-from monitor.extract import ExtractError, extract_document, extract_reduced, page_text
-from monitor.fetch import FetchPool, FetchResult, Page, now_utc
-from monitor.guard import GuardError, check_text, compare, wall_error
-from monitor.relocate import relocate
-from monitor.store import Store
+from monitor.fetch import FetchPool, now_utc
 from monitor.watchlist import AGENCY_ID, Document, Watchlist
+
+if TYPE_CHECKING:
+    from monitor.audit import SiteAudit
+    from monitor.changes import Recorded
+    from monitor.fetch import FetchResult
+    from monitor.store import Store
 
 LOCK_NAME = ".tos-monitor.lock"
 
@@ -82,12 +78,19 @@ class DocumentOutcome:
         return self.fetch.error_class
 
 
+def _site_audit() -> SiteAudit:
+    """An empty site audit (no agency pages checked), imported only when one is made."""
+    from monitor.audit import SiteAudit
+
+    return SiteAudit()
+
+
 @dataclass
 class RunSummary:
     run_id: int
     outcomes: list[DocumentOutcome] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
-    site: SiteAudit = field(default_factory=SiteAudit)  # the agency site's audit (monitor/audit)
+    site: SiteAudit = field(default_factory=_site_audit)  # the agency site's audit
 
     @property
     def failures(self) -> list[DocumentOutcome]:
@@ -174,6 +177,15 @@ def run_nightly(
         return asyncio.run(_run(watchlist, home, only, progress, report_workers))
 
 
+def _stages() -> None:
+    """The stages needed before the first page is recorded: the SQLite layer, extraction, change
+    analysis, the site audit. Imported in a thread while Chromium's driver and browser start (other
+    processes, ~0.9 s): measured, the start then overlaps these ~0.5 s of imports."""
+    import monitor.audit  # noqa: F401
+    import monitor.check  # noqa: F401
+    import monitor.store  # noqa: F401
+
+
 def _late_stages() -> tuple[
     Callable[[Store, int, int], Any], Callable[[Watchlist, Store, int], Any]
 ]:
@@ -195,12 +207,16 @@ async def _run(
     started = time.perf_counter()
     documents = list(watchlist.documents(only))
     pool = FetchPool(watchlist.settings)
-    # The fixed start overlaps: Chromium and its driver start (other processes) while the
-    # store opens and the documents are registered, and the late stages import in a thread.
+    # The fixed start overlaps: Chromium and its driver start (other processes) while the stages
+    # import, the store opens and the documents are registered; the late stages import last.
     pool.warm_up(documents, audit=watchlist.agency_site is not None)
-    late = asyncio.get_running_loop().run_in_executor(None, _late_stages)
-    for _ in range(3):  # let the warm-up spawn the driver before the store's work holds the loop
+    for _ in range(3):  # let the warm-up spawn the driver before the imports below compete with it
         await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _stages)  # in a thread: the loop keeps talking to the driver
+    late = loop.run_in_executor(None, _late_stages)
+    from monitor.store import Store
+
     store = Store(home)
     try:
         store.recover(now_utc())
@@ -221,16 +237,19 @@ async def _run_with_store(
     progress: Progress | None,
     report_workers: int = 1,
 ) -> RunSummary:
+    from monitor.audit import audit_site
+    from monitor.check import check_document, register_document
+
     run_id = store.start_run(now_utc(), only)
     summary = RunSummary(run_id)
     stage_seconds: dict[str, float] = {}
     try:
         with store.transaction():  # one commit for the whole watchlist, not one per document
             for document in documents:
-                _register(store, watchlist, document)
+                register_document(store, watchlist, document)
 
         async def one(document: Document) -> None:
-            outcome = await _process(store, pool, run_id, document, stage_seconds)
+            outcome = await check_document(store, pool, run_id, document, stage_seconds)
             summary.outcomes.append(outcome)
             if progress:
                 progress(outcome)
@@ -270,212 +289,3 @@ async def _run_with_store(
     # reports and notifies what it recorded (`Store.unreported_runs`).
     store.finish_run(run_id, now_utc(), summary.counts(), summary.stats)
     return summary
-
-
-def _register(store: Store, watchlist: Watchlist, document: Document) -> None:
-    """Keep the documents table in step with the watchlist (names and URLs may be edited)."""
-    existing = store.document(document.key)
-    with store.transaction():
-        store.upsert_document(
-            {
-                "key": document.key,
-                "platform": document.platform,
-                "document": document.id,
-                "platform_name": watchlist.platforms[document.platform].name,
-                "name": document.name,
-                "url": document.url,
-                "render": document.render,
-                "first_checked": (existing or {}).get("first_checked") or now_utc(),
-            }
-        )
-
-
-async def _process(
-    store: Store,
-    pool: FetchPool,
-    run_id: int,
-    document: Document,
-    stage_seconds: dict[str, float],
-) -> DocumentOutcome:
-    current_id = (store.document(document.key) or {}).get("current_version_id")
-    known = store.known_fingerprint(document.key, current_id)
-    result = await pool.fetch(document, known)
-    outcome = DocumentOutcome(document, result)
-    if current_id is not None and result.ok and result.page and result.page.same_as_known:
-        # The visible policy text is byte-identical to last night's: nothing to extract.
-        started = time.perf_counter()
-        with store.transaction():  # the sighting and the fetch: one commit, one fsync
-            outcome.recorded = record_unchanged(store, current_id, result.started_at, run_id)
-            _record_fetch(store, run_id, outcome)
-        outcome.store_ms = round((time.perf_counter() - started) * 1000)
-        return outcome
-    # Read only now: every document waiting for a fetch slot holding last night's text made the
-    # run's memory grow with the watchlist.
-    current = store.version(current_id) if current_id is not None else None
-    previous = current.text if current else None
-    started = time.perf_counter()
-    text = await _checked_text(document, result, previous)
-    suspect = False
-    if (
-        text is not None
-        and previous is not None
-        and _is_suspicious(store, document, previous, text)
-    ):
-        # Believe a drastic change only if a second look shows it again.
-        result.notes.append("suspicious change: fetched again to confirm")
-        again = await pool.fetch(document)
-        again.attempts += result.attempts
-        again.notes = [*result.notes, *again.notes]
-        outcome.fetch = result = again
-        text = await _checked_text(document, result, previous)
-        suspect = text is not None and _is_suspicious(store, document, previous, text)
-    outcome.extract_ms = round((time.perf_counter() - started) * 1000)
-    analysis = None
-    if (
-        current is not None
-        and text is not None
-        and comparison_sha(text, document) != current.compare_sha256
-        and not same_wording(current.text, text, document)
-    ):
-        # Diff and flags are CPU work: done in a worker thread, the browser keeps fetching.
-        fields = await asyncio.to_thread(analyse_change, current.text, text, stage_seconds)
-        analysis = Analysis(current.text, text, fields)
-    started = time.perf_counter()
-    if text is not None:
-        raw = result.page.raw if result.page and result.page.raw else None
-        outcome.recorded = record_text(
-            store,
-            run_id,
-            document,
-            text,
-            raw if raw is not None else (result.page.html if result.page else None),
-            result.started_at,
-            suspect=suspect,
-            seconds=stage_seconds,
-            analysis=analysis,
-        )
-        if outcome.recorded.note:
-            result.notes.append(outcome.recorded.note)
-    _record_fetch(store, run_id, outcome)
-    outcome.store_ms = round((time.perf_counter() - started) * 1000)
-    return outcome
-
-
-def _is_suspicious(store: Store, document: Document, previous: str, text: str) -> bool:
-    if text == previous or store.find_version(document.key, comparison_sha(text, document)):
-        return False  # unchanged, or a text seen before (a flip): nothing new to doubt
-    if same_wording(previous, text, document):
-        return False  # the same sentences rearranged: never a change
-    return compare(previous, text).suspicious
-
-
-async def _checked_text(
-    document: Document, result: FetchResult, previous: str | None
-) -> str | None:
-    """The policy text of a fetched page, or None with the failure set on `result`."""
-    if not result.ok or result.page is None:
-        return None
-    try:
-        text = await asyncio.to_thread(_extract, document, result, previous)
-        check_text(text, result.page.title, previous)
-        return text
-    except (ExtractError, GuardError) as exc:
-        result.error_class, result.message = exc.kind, str(exc)
-        return None
-
-
-def _extract(document: Document, result: FetchResult, previous: str | None) -> str:
-    assert result.page is not None
-    page = result.page
-    select, remove = list(document.select) or None, list(document.remove) or None
-    try:
-        if page.reduced is not None:
-            # What the browser made of the page: exactly what the fingerprint covers.
-            text = extract_reduced(page.region, page.reduced)
-        else:
-            text, _ = extract_document(page.html, page.raw, page.content_type, select, remove)
-    except ExtractError as exc:
-        if exc.kind != "selector-missing" or previous is None:
-            raise _wall_or(page, exc) from None
-        found = relocate(page.html, previous, remove)
-        if found is None:
-            raise _wall_or(page, exc) from None
-        # A relocated block keeps no fingerprint: it is extracted every night.
-        page.fingerprint = None
-        result.relocated = found.selector
-        result.notes.append(
-            f"relocated: {', '.join(document.select)} matched nothing; the text was found at "
-            f"{found.selector!r} (similarity {found.similarity:.0%}); update the watchlist"
-        )
-        text = found.text
-    body = "".join(line for line in text.splitlines() if not line.startswith("#"))
-    if len(body.strip()) < document.min_chars:
-        raise _wall_or(
-            page,
-            ExtractError(
-                f"the page's text is only {len(body.strip())} characters "
-                f"(at least {document.min_chars} expected)",
-                kind="empty",
-            ),
-        )
-    return text
-
-
-def _wall_or(page: Page, error: ExtractError) -> Exception:
-    """A page with no policy text (or none where `select` points) that reads as a wall is
-    `blocked`: the admin's fix is not a selector or a longer timeout. The wall's message is often
-    outside the policy region, so the whole page's visible text is read, once, on failure only."""
-    if error.kind not in ("empty", "selector-missing") or not page.html:
-        return error
-    wall = wall_error(page_text(page.html), page.title)
-    return wall if wall is not None else error
-
-
-def _record_fetch(store: Store, run_id: int, outcome: DocumentOutcome) -> None:
-    result, document = outcome.fetch, outcome.document
-    recorded = outcome.recorded
-    finished = now_utc()
-    unchanged = recorded is not None and recorded.outcome == "unchanged"
-    previous = store.document(document.key) or {}
-    with store.transaction():
-        # The whole fetch; the store keeps it compact (`Store.add_fetch`: target, fingerprint
-        # on the document's row with the version read, in this same transaction).
-        store.add_fetch(
-            {
-                "run_id": run_id,
-                "document_key": document.key,
-                "started_at": result.started_at,
-                "duration_ms": result.duration_ms,
-                "url": result.url,
-                # An unchanged night should cost a few bytes: repeat nothing that says nothing.
-                "final_url": result.final_url if result.final_url != result.url else None,
-                "http_status": result.http_status,
-                "outcome": recorded.outcome if recorded else "failed",
-                "error_class": result.error_class,
-                "message": result.message or None,
-                "renderer": result.renderer,
-                "locale": document.locale,
-                "timezone": document.timezone,
-                "attempts": result.attempts,
-                "title": result.page.title if result.page and not unchanged else None,
-                "relocated": result.relocated,
-                "notes": "\n".join(result.notes) or None,
-                "fingerprint": result.page.fingerprint if result.page else None,
-                "version_id": recorded.version_id if recorded else None,
-                "change_id": recorded.change_id if recorded else None,
-            }
-        )
-        status: dict[str, Any] = {"key": document.key, "last_checked": finished}
-        if result.ok:
-            status.update(status="ok", failing_since=None, consecutive_failures=0,
-                          last_error_class=None, last_error=None,
-                          proposed_selector=result.relocated)  # fmt: skip
-        else:
-            status.update(
-                status="failing",
-                failing_since=previous.get("failing_since") or result.started_at,
-                consecutive_failures=(previous.get("consecutive_failures") or 0) + 1,
-                last_error_class=result.error_class,
-                last_error=result.message,
-            )
-        store.upsert_document(status)

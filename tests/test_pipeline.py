@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import random
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -327,3 +329,17 @@ def test_run_json_marks_a_repeated_flip_quiet_as_the_reviewer_saw_it(
     assert seen == [("new", False), ("revert", False), ("revert", True)]
     quiet = {c["id"]: bool(c["quiet"]) for c in Store(tmp_path).changes("example/terms")}
     assert list(quiet.values()) == [False, False, True], "the JSON says what the records say"
+
+
+def test_a_run_starts_the_browser_before_importing_its_stages() -> None:
+    # What `tos-monitor run` imports before it can start Chromium's driver adds to every night's
+    # fixed start; the SQLite layer, extraction, httpx and rich are imported while the driver
+    # starts (`monitor.run._stages`). A module-level import of one of them here fails this.
+    heavy = ["sqlite_utils", "numpy", "httpx", "rich", "monitor.store", "monitor.check",
+             "monitor.extract", "monitor.changes", "monitor.audit", "playwright"]  # fmt: skip
+    code = (
+        "import sys, monitor.cli, monitor.fetch, monitor.progress, monitor.run; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

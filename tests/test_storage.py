@@ -1,6 +1,6 @@
 """What the records cost on disk, and that a database written by an earlier version opens, keeps
 its rows and keeps working. Real SQLite files, a real local server and the nightly run's own
-per-document code (`monitor.run._process`, with the real fetch pool: Chromium for `browser`
+per-document code (`monitor.check.check_document`, with the real fetch pool: Chromium for `browser`
 documents, plain HTTP for the many-document size check)."""
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import pytest
 import sqlite_utils
 
 from monitor.changes import comparison_sha
+from monitor.check import check_document, register_document
 from monitor.extract import extract_reduced
 from monitor.fetch import BrowserFetcher, FetchPool, now_utc
-from monitor.run import DocumentOutcome, _process, _register
+from monitor.run import DocumentOutcome
 from monitor.store import SCHEMA_VERSION, Store, sha256_text
 from monitor.watchlist import Document, Platform, Settings, Watchlist
 from tests.conftest import make_watchlist, run_cli
@@ -75,12 +76,12 @@ def night(home: Path, docs: list[Document]) -> list[DocumentOutcome]:
     watchlist = watchlist_of(docs)
     run_id = store.start_run(now_utc(), None)
     for document in docs:
-        _register(store, watchlist, document)
+        register_document(store, watchlist, document)
 
     async def each() -> list[DocumentOutcome]:
         pool = FetchPool(Settings())
         try:
-            return [await _process(store, pool, run_id, d, {}) for d in docs]
+            return [await check_document(store, pool, run_id, d, {}) for d in docs]
         finally:
             await pool.close()
 
