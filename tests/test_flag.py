@@ -6,27 +6,38 @@ fresh clone.
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
+import random
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import monitor.flag as flag_module
 from monitor.categories import CATEGORIES, LABELLED_IDS, family_ids
 from monitor.evaluate import evaluate_rows, read_jsonl, score_flags
 from monitor.flag import (
+    MODIFIED_MIN_SIMILARITY,
+    Clause,
     ClauseInput,
+    FlaggedClause,
+    _pair_modified,
     change_flags,
     checklist,
+    clause_inputs,
     default_model,
     flag_clause,
     flag_file,
+    flag_inputs,
     flag_records,
     flag_rows,
     flag_text,
     input_key,
     split_clauses,
+    tokens,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "labels"
@@ -188,15 +199,58 @@ def test_flags_do_not_depend_on_the_heading() -> None:
         "We may modify these Terms at any time.",
         "We share information with advertising partners.",
     ]
+    model = default_model()  # given: the memo of recent inputs (keyed without headings) is skipped
     for text in texts:
-        plain = flag_clause(text, prev="Disputes are settled by arbitration.")
+        plain = flag_clause(text, prev="Disputes are settled by arbitration.", model=model)
         under = flag_clause(
-            text, "Binding Arbitration", prev="Disputes are settled by arbitration."
+            text, "Binding Arbitration", prev="Disputes are settled by arbitration.", model=model
         )
         assert under == plain
         assert input_key(ClauseInput(text, "Binding Arbitration")) == input_key(ClauseInput(text))
     assert plain  # the texts are flagged at all
     assert input_key(ClauseInput("a", prev="b")) != input_key(ClauseInput("a", next="b"))
+
+
+def test_recently_flagged_inputs_get_the_flags_flagging_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = clause_inputs(split_clauses(DOC + "\n" + OLD))
+    fresh = [flag_inputs([item], default_model())[0] for item in items]
+    monkeypatch.setattr(flag_module, "_recent", OrderedDict())
+    assert flag_inputs(items[::2]) == fresh[::2]
+    batches: list[int] = []
+    batch = flag_module._flag_batch
+
+    def counting(todo: Any, model: Any) -> Any:
+        batches.append(len(todo))
+        return batch(todo, model)
+
+    monkeypatch.setattr(flag_module, "_flag_batch", counting)
+    # Half were flagged just now: only the other half is flagged again, and all come back right.
+    assert flag_inputs(items) == fresh
+    assert batches == [len(items) - len(items[::2])]
+    monkeypatch.setattr(flag_module, "RECENT_MAX", 2)
+    assert flag_inputs(items) == fresh  # a batch bigger than the memo is still answered whole
+    assert len(flag_module._recent) == 2
+
+
+def test_a_nights_report_does_not_flag_the_clauses_its_change_flagged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(flag_module, "_recent", OrderedDict())
+    new_text = NEW + "We may sell your personal information to data brokers.\n"
+    change_flags(OLD, new_text)
+    flagged: list[str] = []
+    batch = flag_module._flag_batch
+
+    def recording(todo: Any, model: Any) -> Any:
+        flagged.extend(item.text for item in todo)
+        return batch(todo, model)
+
+    monkeypatch.setattr(flag_module, "_flag_batch", recording)
+    answers = checklist(new_text)
+    assert "We may sell your personal information to data brokers." not in flagged
+    assert {a["category"]: a["answer"] for a in answers}["data-sale"] == "yes"
 
 
 OLD = """# Privacy Policy
@@ -237,6 +291,70 @@ def test_change_flags_ignores_moved_sentences() -> None:
     moved = "\n".join(reversed(OLD.splitlines()))
     changes = change_flags(OLD, moved)
     assert changes["added"] == changes["removed"] == changes["modified"] == []
+
+
+def _pairs_by_ranking_every_ratio(
+    old: list[FlaggedClause], new: list[FlaggedClause]
+) -> list[tuple[int, int, float]]:
+    """The definition `_pair_modified` shortcuts: every ratio computed, ranked, taken greedily."""
+    candidates = []
+    for i, o in enumerate(old):
+        ow = set(tokens(o.clause.text))
+        for j, n in enumerate(new):
+            nw = set(tokens(n.clause.text))
+            union = ow | nw
+            if not union or len(ow & nw) / len(union) < MODIFIED_MIN_SIMILARITY / 2:
+                continue
+            ratio = difflib.SequenceMatcher(None, o.clause.text, n.clause.text).ratio()
+            if ratio >= MODIFIED_MIN_SIMILARITY:
+                candidates.append((ratio, i, j))
+    used_old, used_new, pairs = set(), set(), []
+    for ratio, i, j in sorted(candidates, key=lambda t: (-t[0], t[1], t[2])):
+        if i not in used_old and j not in used_new:
+            used_old.add(i)
+            used_new.add(j)
+            pairs.append((i, j, round(ratio, 3)))
+    return sorted(pairs, key=lambda p: new[p[1]].clause.start)
+
+
+def test_modified_clauses_pair_as_ranking_every_ratio_does() -> None:
+    # Random clauses from a small vocabulary, with repeated and slightly edited ones, so that
+    # ratios tie and bounds are close: the pairing that skips ratios must take the same pairs.
+    rng = random.Random(7)
+    words = [
+        "we",
+        "may",
+        "share",
+        "sell",
+        "your",
+        "data",
+        "with",
+        "partners",
+        "and",
+        "law",
+        "enforcement",
+        "not",
+        "the",
+        "a",
+    ]
+    for _ in range(60):
+        base = [" ".join(rng.choices(words, k=rng.randint(2, 12))) + "." for _ in range(14)]
+        old_texts = [rng.choice(base) for _ in range(rng.randint(0, 12))]
+        new_texts = [
+            t if rng.random() < 0.5 else t.replace(rng.choice(words), rng.choice(words), 1)
+            for t in (rng.choice(base) for _ in range(rng.randint(0, 12)))
+        ]
+
+        def clauses(texts: list[str]) -> list[FlaggedClause]:
+            return [FlaggedClause(Clause(t, "", k, k * 100, k * 100 + len(t))) for k, t in
+                    enumerate(texts)]  # fmt: skip
+
+        old, new = clauses(old_texts), clauses(new_texts)
+        pairs, rest_old, rest_new = _pair_modified(old, new)
+        got = [(old.index(o), new.index(n), ratio) for o, n, ratio in pairs]
+        assert got == _pairs_by_ranking_every_ratio(old, new)
+        assert rest_old == [i for i in range(len(old)) if i not in {p[0] for p in got}]
+        assert rest_new == [j for j in range(len(new)) if j not in {p[1] for p in got}]
 
 
 def test_checklist_answers_from_stance() -> None:
