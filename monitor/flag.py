@@ -460,6 +460,7 @@ def ngrams(text: str) -> list[str]:
 
 WORDLLAMA_CONFIG = "l2_supercat"
 EMBED_BATCH = 64  # texts per tokenizer call, as WordLlama's own `embed`
+EMBED_CHUNK_VALUES = 1 << 20  # token-vector values pooled at once (4 MB as float32)
 
 
 class _Embedder:
@@ -500,11 +501,17 @@ class _Embedder:
             ids = np.array([e.ids for e in encoded], dtype=np.int32)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.float32)
             np.clip(ids, 0, self.matrix.shape[0] - 1, out=ids)
-            x = self.matrix[ids].astype(np.float32)
-            total = np.maximum(mask.sum(axis=1, keepdims=True), 1.0).astype(np.float32)
-            pooled = np.sum(x * mask[..., np.newaxis], axis=1, dtype=np.float32) / total
-            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[i : i + pooled.shape[0]] = pooled
+            # Pooled a few rows at a time: a batch's token vectors, padded to its longest text
+            # (~300 tokens in long policies), were ~20 MB, and three such arrays at once were the
+            # peak of a change night. Each row's sum and norm are the same computed apart.
+            rows = max(1, EMBED_CHUNK_VALUES // (ids.shape[1] * self.matrix.shape[1]))
+            for r in range(0, len(ids), rows):
+                x = self.matrix[ids[r : r + rows]].astype(np.float32)
+                m = mask[r : r + rows]
+                total = np.maximum(m.sum(axis=1, keepdims=True), 1.0).astype(np.float32)
+                pooled = np.sum(x * m[..., np.newaxis], axis=1, dtype=np.float32) / total
+                pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+                out[i + r : i + r + pooled.shape[0]] = pooled
         return out
 
 
