@@ -83,10 +83,10 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
     display = RunDisplay(total, enabled=not as_json and sys.stderr.isatty())
     try:
         with display:
-            # A first build flags every version: one process per CPU (this command's entry
-            # point is guarded, as spawned workers need).
+            # CPU work (many http pages, a first build's flags) may use one process per CPU:
+            # this command's entry point is guarded, as spawned workers need.
             summary = run_nightly(watchlist, obj.home, only, progress=display.update,
-                                  report_workers=os.cpu_count() or 1)  # fmt: skip
+                                  workers=os.cpu_count() or 1)  # fmt: skip
     except RunLocked as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)

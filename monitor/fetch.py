@@ -16,9 +16,12 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -580,7 +583,13 @@ async def _block_heavy_resources(route: Any) -> None:
 
 
 class HttpFetcher:
-    """Plain GET for `render: http` documents: no browser is started for them."""
+    """Plain GET for `render: http` documents: no browser is started for them.
+
+    Each page is reduced to extraction's input and fingerprinted (`reduced_input`) in a worker
+    thread, or, once `start_workers` was called (a run with many http documents), in worker
+    processes: that work is mostly Python walking lxml's tree, which threads of one process
+    cannot share between cores.
+    """
 
     def __init__(self, settings: Settings):
         import httpx
@@ -589,11 +598,16 @@ class HttpFetcher:
             follow_redirects=True,
             headers={"User-Agent": settings.user_agent or DEFAULT_USER_AGENT},
         )
+        self._processes: ProcessPoolExecutor | None = None
+
+    def start_workers(self, workers: int) -> None:
+        """Reduce pages in `workers` spawned processes from now on (each re-imports the calling
+        program's main module: see `monitor.run.run_nightly`)."""
+        if workers > 1 and self._processes is None:
+            self._processes = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
 
     async def fetch(self, document: Document, known: str | None = None) -> Page:
         import httpx
-
-        from monitor.extract import reduce_html
 
         headers = {"Accept-Language": document.locale}
         try:
@@ -622,24 +636,54 @@ class HttpFetcher:
         if pdf:
             return Page("", status, final_url, "application/pdf", raw=body)
         html = _decode(body, encoding)
-        # What the browser's REDUCE_JS would hand extraction, made by lxml (which releases the
-        # GIL while it parses: in a thread, both cores work). The page title is not read for
-        # http documents, as before.
-        reduced = await asyncio.to_thread(reduce_html, html, document.select, document.remove)
-        if reduced.region not in ("select", "main", "page"):
+        region, fingerprint, reduced = await self._reduce(html, document, known)
+        if fingerprint is None:
             # "missing" / "unsupported": extraction reads the whole page and says why; no
             # fingerprint, so such a page is extracted every night.
-            return Page(html, status, final_url, "text/html", region=reduced.region)
-        fingerprint = input_fingerprint(document, reduced.region, "", reduced.html)
+            return Page(html, status, final_url, "text/html", region=region)
         if fingerprint == known:
             return Page("", status, final_url, "text/html", fingerprint=known)
         return Page(
             html, status, final_url, "text/html",
-            reduced=reduced.html, region=reduced.region, fingerprint=fingerprint,
+            reduced=reduced, region=region, fingerprint=fingerprint,
         )  # fmt: skip
+
+    async def _reduce(
+        self, html: str, document: Document, known: str | None
+    ) -> tuple[str, str | None, str | None]:
+        if self._processes is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(
+                    self._processes, reduced_input, html, document, known
+                )
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): the rest of the night reduces in
+                # threads, as without workers, rather than failing documents.
+                self._processes = None
+        return await asyncio.to_thread(reduced_input, html, document, known)
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self._processes is not None:
+            self._processes.shutdown(cancel_futures=True)
+
+
+def reduced_input(
+    html: str, document: Document, known: str | None = None
+) -> tuple[str, str | None, str | None]:
+    """What the browser's REDUCE_JS would hand extraction, made by lxml from an http page: its
+    region, its fingerprint (`input_fingerprint`; None for "missing" / "unsupported") and the
+    reduced HTML, left out (None) when the fingerprint is `known`, so that a worker process
+    sends back a few bytes on an unchanged night. The page title is not read for http
+    documents, as before."""
+    from monitor.extract import reduce_html
+
+    reduced = reduce_html(html, document.select, document.remove)
+    if reduced.region not in ("select", "main", "page"):
+        return reduced.region, None, None
+    fingerprint = input_fingerprint(document, reduced.region, "", reduced.html)
+    return reduced.region, fingerprint, None if fingerprint == known else reduced.html
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
@@ -685,6 +729,10 @@ def parse_retry_after(value: str | None, cap: float = 60.0) -> float | None:
     return max(0.0, min((when - datetime.now(UTC)).total_seconds(), cap))
 
 
+# Below this many http documents a run reduces their pages in threads: starting worker processes
+# (~0.4 s each, spawned) costs more than a few pages' reduction (~10 ms each).
+HTTP_WORKERS_MIN = 40
+
 FETCHERS: dict[str, Callable[[Settings], Fetcher]] = {
     "browser": BrowserFetcher,
     "http": HttpFetcher,
@@ -694,10 +742,13 @@ FETCHERS: dict[str, Callable[[Settings], Fetcher]] = {
 class FetchPool:
     """Runs fetches with a global concurrency bound and a per-host politeness bound."""
 
-    def __init__(self, settings: Settings, retries: int = 1, backoff: float = 1.0):
+    def __init__(
+        self, settings: Settings, retries: int = 1, backoff: float = 1.0, workers: int = 1
+    ):
         self.settings = settings
         self.retries = retries
         self.backoff = backoff
+        self.workers = workers  # processes http pages may be reduced in (`HttpFetcher`)
         self._fetchers: dict[str, Fetcher] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -716,7 +767,14 @@ class FetchPool:
     def warm_up(self, documents: Iterable[Document], audit: bool = False) -> None:
         """Start the run's Chromium now, in the background, if a document (or the site audit)
         will need it: the first page then finds it started instead of waiting for it. A failed
-        start is left to the fetches, which try again and record it as they always did."""
+        start is left to the fetches, which try again and record it as they always did. With
+        `workers` > 1 and many http documents, their pages are reduced in worker processes."""
+        documents = list(documents)
+        http = sum(1 for d in documents if d.render == "http")
+        if self.workers > 1 and http >= HTTP_WORKERS_MIN:
+            fetcher = self._fetcher("http")
+            assert isinstance(fetcher, HttpFetcher)
+            fetcher.start_workers(self.workers)
         if not audit and not any(d.render == "browser" for d in documents):
             return
         task = asyncio.ensure_future(self.browser())

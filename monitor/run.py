@@ -164,17 +164,19 @@ def run_nightly(
     home: Path,
     only: str | None = None,
     progress: Progress | None = None,
-    report_workers: int = 1,
+    workers: int = 1,
 ) -> RunSummary:
     """One nightly pass over the watchlist (or one platform of it); raises RunLocked.
 
-    `report_workers` > 1 lets a full report build (the first run, or after an upgrade) flag
-    versions in that many processes, after the browser has closed. Workers are spawned, which
-    re-imports the calling program's main module: pass it only from a program whose main module
-    is guarded by `if __name__ == "__main__"` (the `tos-monitor` command is).
+    `workers` > 1 lets the run use that many processes for CPU work: reducing the pages of a
+    watchlist with many `render: http` documents (`monitor.fetch.HTTP_WORKERS_MIN`), and a full
+    report build (the first run, or after an upgrade), which flags versions after the browser has
+    closed. Workers are spawned, which re-imports the calling program's main module: pass it only
+    from a program whose main module is guarded by `if __name__ == "__main__"` (the `tos-monitor`
+    command is).
     """
     with run_lock(home):
-        return asyncio.run(_run(watchlist, home, only, progress, report_workers))
+        return asyncio.run(_run(watchlist, home, only, progress, workers))
 
 
 def _stages() -> None:
@@ -202,11 +204,11 @@ async def _run(
     home: Path,
     only: str | None,
     progress: Progress | None,
-    report_workers: int = 1,
+    workers: int = 1,
 ) -> RunSummary:
     started = time.perf_counter()
     documents = list(watchlist.documents(only))
-    pool = FetchPool(watchlist.settings)
+    pool = FetchPool(watchlist.settings, workers=workers)
     # The fixed start overlaps: Chromium and its driver start (other processes) while the stages
     # import, the store opens and the documents are registered; the late stages import last.
     pool.warm_up(documents, audit=watchlist.agency_site is not None)
@@ -221,7 +223,7 @@ async def _run(
     try:
         store.recover(now_utc())
         return await _run_with_store(watchlist, store, pool, documents, late, started, only,
-                                     progress, report_workers)  # fmt: skip
+                                     progress, workers)  # fmt: skip
     finally:
         store.close()
 
@@ -235,7 +237,7 @@ async def _run_with_store(
     started: float,
     only: str | None,
     progress: Progress | None,
-    report_workers: int = 1,
+    workers: int = 1,
 ) -> RunSummary:
     from monitor.audit import audit_site
     from monitor.check import check_document, register_document
@@ -279,7 +281,7 @@ async def _run_with_store(
     reported = time.perf_counter()
     # Before alerts, which link to the report's pages; the browser is closed by now, so report
     # workers never share the machine's memory with it.
-    update_after_run(store, run_id, report_workers)
+    update_after_run(store, run_id, workers)
     notified = time.perf_counter()
     # After the records are final; never raises, and what it cannot deliver stays pending.
     notify_after_run(watchlist, store, run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import random
 import sqlite3
@@ -343,3 +344,55 @@ def test_a_run_starts_the_browser_before_importing_its_stages() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_many_http_documents_are_reduced_in_worker_processes_as_in_threads(
+    server: PageServer, tmp_path: Path
+) -> None:
+    # A run with many `render: http` documents reduces their pages in worker processes (both
+    # cores); what it records must be what threads record, on a first night and a noisy second.
+    from monitor.fetch import HTTP_WORKERS_MIN, FetchPool, HttpFetcher
+
+    rng = random.Random(3)
+    n = HTTP_WORKERS_MIN
+    texts = [POLICY_V1.replace("Example", f"Example {i}") for i in range(n)]
+    documents = {f"d{i}": {"url": server.url(f"/d{i}"), "render": "http"} for i in range(n)}
+    homes = {workers: tmp_path / f"workers{workers}" for workers in (1, 2)}
+    for home in homes.values():
+        home.mkdir()
+        make_watchlist(home, documents, {"concurrency": 4, "per_host": 4})
+    for _ in range(2):
+        for i, text in enumerate(texts):
+            server.page(f"/d{i}", policy_page(text, rng))
+        runs = {w: run_nightly(load(h / "watchlist.yaml"), h, workers=w) for w, h in homes.items()}
+        assert runs[1].counts() == runs[2].counts()
+    assert runs[2].stats["extraction_skipped"] == n  # the second night: every page unchanged
+
+    def current_texts(home: Path) -> list[str]:
+        store = Store(home)
+        rows = [store.document(f"example/d{i}") or {} for i in range(n)]
+        return [getattr(store.version(r["current_version_id"]), "text", "") for r in rows]
+
+    texts_by_workers = {w: current_texts(h) for w, h in homes.items()}
+    assert texts_by_workers[1] == texts_by_workers[2]
+    assert "Example 7 Inc." in texts_by_workers[2][7]
+
+    async def fetch_all() -> tuple[list[object], bool]:
+        docs = list(load(homes[2] / "watchlist.yaml").documents(None))
+        pool = FetchPool(load(homes[2] / "watchlist.yaml").settings, workers=2)
+        pool.warm_up(docs)
+        fetcher = pool._fetcher("http")
+        assert isinstance(fetcher, HttpFetcher) and fetcher._processes is not None
+        first = await pool.fetch(docs[0])
+        # A worker killed (out of memory, by an admin): the night goes on in threads.
+        for process in list(fetcher._processes._processes.values()):  # type: ignore[union-attr]
+            process.kill()
+        results = [first, *[await pool.fetch(d) for d in docs[1:4]]]
+        await pool.close()
+        return [r.page.fingerprint if r.page else r.error_class for r in results], (
+            fetcher._processes is None
+        )
+
+    fingerprints, fell_back = asyncio.run(fetch_all())
+    assert all(isinstance(f, str) and len(f) == 32 for f in fingerprints)
+    assert fell_back
