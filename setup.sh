@@ -17,6 +17,10 @@ browser() { .venv/bin/tos-monitor --home . browser 2>/dev/null; }
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".${extras}"
+# An editable install leaves our own modules uncompiled, and a run that may not write beside them
+# (a cron user other than the installer, PYTHONDONTWRITEBYTECODE) compiled them at every start:
+# ~0.2 s of each night, measured. Python still checks each file against its source.
+.venv/bin/python -m compileall -q monitor >/dev/null
 
 if ! found="$(browser)"; then
   if command -v apt-get >/dev/null 2>&1; then

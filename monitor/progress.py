@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 
 class RunDisplay:
-    def __init__(self, total: int, enabled: bool):
+    """A progress bar on a terminal; `total` may come later (`set_total`), once the watchlist is
+    loaded beside the browser's start."""
+
+    def __init__(self, total: int | None, enabled: bool):
         self.progress: Progress | None = None
         if enabled:
             from rich.console import Console
@@ -35,6 +38,10 @@ class RunDisplay:
                 transient=True,
             )
             self.task = self.progress.add_task("checking documents", total=total)
+
+    def set_total(self, total: int) -> None:
+        if self.progress:
+            self.progress.update(self.task, total=total)
 
     def __enter__(self) -> RunDisplay:
         if self.progress:

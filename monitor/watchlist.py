@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import soupsieve
 import yaml
 
 RENDER_MODES = ("browser", "http")
@@ -394,6 +393,10 @@ def _document(
     render = values.get("render", "browser")
     if render not in RENDER_MODES:
         check.error(doc_node, f"{where}.render", f"must be browser or http, got {render!r}")
+    # Imported here, not with the module: it is a tenth of a second that a run's start spends
+    # before Chromium's driver can start (`monitor.run`), while a watchlist loads beside it.
+    import soupsieve
+
     for key in ("select", "remove"):
         for selector in _strings(values.get(key)):
             try:

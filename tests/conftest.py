@@ -31,6 +31,19 @@ def launch_chromium(playwright: Any) -> Any:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user's cache folder (the driver's compiled code, `driver_compile_cache`) is one of the
+    session's own: tests write nothing outside their temporary folders."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture
 def server() -> Iterator[PageServer]:
     site = PageServer()

@@ -15,8 +15,10 @@ from monitor.watchlist import Document, Settings
 from tests.sites import PageServer, policy_page
 
 
-def _driver_node_options() -> str | None:
-    async def start() -> str | None:
+def _driver_environ() -> dict[str, str]:
+    """The environment the run's Playwright driver (a child Node process) was started with."""
+
+    async def start() -> dict[str, str]:
         fetcher = BrowserFetcher(Settings())
         await fetcher._ensure_browser()
         try:
@@ -30,15 +32,17 @@ def _driver_node_options() -> str | None:
                 except (OSError, ValueError, IndexError):
                     continue
                 if ppid == os.getpid() and b"run-driver" in cmdline:
-                    for entry in environ:
-                        if entry.startswith(b"NODE_OPTIONS="):
-                            return entry.split(b"=", 1)[1].decode()
-                    return None
+                    pairs = (entry.decode().split("=", 1) for entry in environ if b"=" in entry)
+                    return {name: value for name, value in pairs}
             raise AssertionError("no Playwright driver process found")
         finally:
             await fetcher.close()
 
     return asyncio.run(start())
+
+
+def _driver_node_options() -> str | None:
+    return _driver_environ().get("NODE_OPTIONS")
 
 
 def test_the_driver_gets_a_bounded_heap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,6 +56,27 @@ def test_a_users_own_heap_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _driver_node_options() == "--max-old-space-size=2048"
     monkeypatch.setenv("NODE_OPTIONS", "--trace-warnings")
     assert _driver_node_options() == f"--trace-warnings {DRIVER_NODE_OPTIONS}"
+
+
+def test_the_driver_keeps_its_compiled_code_in_the_users_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The driver's start is mostly compiling Playwright's JavaScript: Node keeps the result in
+    # the user's cache folder, so later runs start sooner.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("NODE_COMPILE_CACHE", raising=False)
+    folder = tmp_path / "cache" / "tos-monitor" / "node-compile-cache"
+    assert _driver_environ().get("NODE_COMPILE_CACHE") == str(folder)
+    assert "NODE_COMPILE_CACHE" not in os.environ  # set for the driver only
+    # Node wrote its cache there (a folder per Node version, holding compiled files).
+    assert [p for p in folder.rglob("*") if p.is_file() and p.stat().st_size > 0]
+
+
+def test_a_users_own_compile_cache_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NODE_COMPILE_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert _driver_environ().get("NODE_COMPILE_CACHE") == str(tmp_path / "mine")
+    assert not (tmp_path / "cache").exists()
 
 
 def test_one_tab_serves_document_after_document(server: PageServer) -> None:

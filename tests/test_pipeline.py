@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import random
 import sqlite3
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from monitor.run import run_nightly
 from monitor.store import Store, sha256_bytes
-from monitor.watchlist import load
+from monitor.watchlist import Watchlist, WatchlistError, load
 from tests.conftest import make_watchlist, run_cli, run_json
 from tests.sites import FIXTURES, PageServer, policy_page, read_fixture_md
 
@@ -337,13 +338,101 @@ def test_a_run_starts_the_browser_before_importing_its_stages() -> None:
     # fixed start; the SQLite layer, extraction, httpx and rich are imported while the driver
     # starts (`monitor.run._stages`). A module-level import of one of them here fails this.
     heavy = ["sqlite_utils", "numpy", "httpx", "rich", "monitor.store", "monitor.check",
-             "monitor.extract", "monitor.changes", "monitor.audit", "playwright"]  # fmt: skip
+             "monitor.extract", "monitor.changes", "monitor.audit", "playwright", "soupsieve",
+             "bs4"]  # fmt: skip
     code = (
         "import sys, monitor.cli, monitor.fetch, monitor.progress, monitor.run; "
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _driver_processes() -> list[int]:
+    """This process's children that are Playwright drivers (Node, `run-driver`)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid() and b"run-driver" in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_a_run_loads_its_watchlist_while_the_driver_starts(
+    server: PageServer, tmp_path: Path
+) -> None:
+    # `tos-monitor run` hands the run a loader: the driver (a Node process, ~0.3 s to start) is
+    # spawned first and the watchlist loads beside it. The loader sees the driver already there.
+    server.page("/terms", policy_page(POLICY_V1))
+    path = make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    seen: list[list[int]] = []
+
+    def loader() -> Watchlist:
+        seen.append(_driver_processes())
+        return load(path)
+
+    summary = run_nightly(loader, tmp_path)
+    assert seen and seen[0], "the driver was not spawned before the watchlist was loaded"
+    assert summary.counts()["documents"] == 1 and not summary.failures
+    assert Store(tmp_path).document("example/terms") is not None
+    assert _driver_processes() == []  # stopped with the run
+
+
+def test_a_run_whose_watchlist_fails_to_load_stops_the_driver(tmp_path: Path) -> None:
+    (tmp_path / "watchlist.yaml").write_text("settings: {concurrency: 0}\nplatforms: {}\n")
+    with pytest.raises(WatchlistError, match="concurrency"):
+        run_nightly(lambda: load(tmp_path / "watchlist.yaml"), tmp_path)
+    assert _driver_processes() == []
+    assert not (tmp_path / "monitor.db").exists()  # nothing recorded
+
+
+def test_a_run_with_no_browser_document_stops_the_driver_it_started(
+    server: PageServer, tmp_path: Path
+) -> None:
+    server.page("/terms", policy_page(POLICY_V1))
+    path = make_watchlist(tmp_path, {"terms": {"url": server.url("/terms"), "render": "http"}})
+    summary = run_nightly(lambda: load(path), tmp_path)
+    # The driver was stopped without starting a browser, and is gone with the run.
+    assert not summary.failures and summary.stats["launch_seconds"] == 0
+    assert _driver_processes() == []
+
+
+def test_the_command_exits_with_its_status_after_the_exit_handlers(tmp_path: Path) -> None:
+    # `monitor.cli.entry` ends the process without the interpreter's teardown: exit handlers
+    # (logging's, multiprocessing's) must still run, and the status be the command's.
+    marker = tmp_path / "ran"
+    code = (
+        "import atexit, sys, monitor.cli\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+        "sys.argv = ['tos-monitor', '--home', sys.argv[1], 'run']\n"
+        "monitor.cli.entry()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and "file not found" in result.stderr  # no watchlist here
+    assert marker.read_text() == "ran"
+
+
+def test_the_command_waits_for_a_thread_still_working(tmp_path: Path) -> None:
+    # A thread that is not a daemon still running when the command returns: the normal exit
+    # waits for it, and so must this one.
+    marker = tmp_path / "done"
+    code = (
+        "import sys, threading, time, monitor.cli\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        f"    open({str(marker)!r}, 'w').write('done')\n"
+        "threading.Thread(target=late).start()\n"
+        "sys.argv = ['tos-monitor', '--version']\n"
+        "monitor.cli.entry()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0 and "tos-monitor" in result.stdout
+    assert marker.read_text() == "done"
 
 
 def test_many_http_documents_are_reduced_in_worker_processes_as_in_threads(
