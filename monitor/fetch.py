@@ -453,7 +453,7 @@ class BrowserFetcher:
 
 async def start_driver() -> Any:
     """Start Playwright's driver, the Node process that speaks to Chromium: `async_playwright()`
-    started. It needs nothing from the watchlist, so a run starts it first (`FetchPool.prestart`)
+    started. It needs nothing from the watchlist, so a run starts it first (`monitor.run`)
     and loads the watchlist while Node boots on the other core."""
     from playwright.async_api import async_playwright
 
