@@ -400,6 +400,25 @@ def test_a_run_with_no_browser_document_stops_the_driver_it_started(
     assert _driver_processes() == []
 
 
+def test_a_quiet_night_does_not_load_the_flagger(server: PageServer, tmp_path: Path) -> None:
+    # The flagger and numpy's models are for nights with a change (or a first report); a night
+    # on which nothing changed renders its report from cached answers without them.
+    server.page("/terms", policy_page(POLICY_V1))
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    assert run_json(tmp_path)[0] == 0  # the first night: its report flags the baseline
+    server.page("/terms", policy_page(POLICY_V1))  # fresh noise, same policy
+    code = (
+        "import sys; from pathlib import Path; from monitor.run import run_nightly; "
+        "from monitor.watchlist import load; home = Path(sys.argv[1]); "
+        "summary = run_nightly(load(home / 'watchlist.yaml'), home); "
+        "print(summary.counts()['unchanged'], 'monitor.flag' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.split() == ["1", "False"]
+    assert (tmp_path / "reports" / "index.html").exists()
+
+
 def test_the_command_exits_with_its_status_after_the_exit_handlers(tmp_path: Path) -> None:
     # `monitor.cli.entry` ends the process without the interpreter's teardown: exit handlers
     # (logging's, multiprocessing's) must still run, and the status be the command's.

@@ -28,21 +28,16 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import monitor.categories
-import monitor.flag
 from monitor.categories import CATEGORIES
-from monitor.flag import (
-    Clause,
-    Flag,
-    checklist_from_flags,
-    clause_inputs,
-    flag_inputs,
-    input_key,
-    split_clauses,
-)
 from monitor.report.write import write_atomic
+
+# The flagger (and numpy, its models) is imported where a clause is flagged, not with the report:
+# a night on which nothing changed renders its pages from cached answers and never needs it.
+if TYPE_CHECKING:
+    from monitor.flag import Clause, Flag
 
 CACHE_FORMAT = 3  # bump when the cached structures change
 PARALLEL_MIN_VERSIONS = 40  # fewer missing versions are flagged in-process, without workers
@@ -54,8 +49,9 @@ Checklist = list[dict[str, Any]]
 def flagger_fingerprint() -> str:
     """Hash of everything the flags depend on: flag.py, categories.py and the shipped model."""
     digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
-    sources = [Path(monitor.flag.__file__), Path(monitor.categories.__file__)]
-    data = Path(monitor.flag.__file__).parent / "data"
+    flag_py = Path(monitor.categories.__file__).with_name("flag.py")  # without importing it
+    sources = [flag_py, Path(monitor.categories.__file__)]
+    data = flag_py.parent / "data"
     for path in [*sources, *sorted(data.glob("*"))]:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -64,6 +60,8 @@ def flagger_fingerprint() -> str:
 
 def aggregate(flagged: Iterable[tuple[Clause, list[Flag]]]) -> Checklist:
     """The checklist from clauses already flagged (cached per clause), by the flagger's own rule."""
+    from monitor.flag import checklist_from_flags
+
     return checklist_from_flags(flagged)
 
 
@@ -89,6 +87,8 @@ class ClauseMemo:
     def flagged(self, text: str) -> list[tuple[Clause, list[Flag]]]:
         """The flags of every clause of `text`; only clauses (with their context) not seen in
         an earlier version of the document are flagged, in one batch."""
+        from monitor.flag import Flag, clause_inputs, flag_inputs, input_key, split_clauses
+
         clauses = split_clauses(text)
         items = clause_inputs(clauses)
         # The flagger's version is in the cache directory's name, so a key is all flags depend on.
