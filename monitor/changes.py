@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,21 +38,32 @@ _MARKER = re.compile(r"^(?:#{1,6}|[-*+]|\d+[.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\s+\|\s+")
 
 
-def wording(text: str) -> frozenset[str]:
-    """The sentences of a text, as a set, with block markers and all spacing removed.
+def wording(text: str) -> frozenset[tuple[str, int]]:
+    """The sentences of a text, each with how many different blocks say it, block markers and
+    all spacing removed.
 
     Two texts with the same wording say the same thing in another order or layout: a block
     moved, a table of contents or a mobile layout rearranging the same sentences, a heading
     level or list marker changed, a space before a full stop. Only a change of wording is a
     change a reviewer hears about (issue: "only a change of wording is a change").
+
+    A block repeated as it is (a table of contents repeating the headings, a layout showing a
+    block twice) counts once, so that layouts still compare equal. A sentence said in one more
+    block, or in one fewer, is counted: "We may share this information" appended to a second
+    section, when the first already said it, extends what the policy allows, and compared as a
+    plain set of sentences it read as the same wording and was never reported.
     """
-    sentences: set[str] = set()
+    blocks: dict[str, str] = {}  # each block once, by its content without any spacing
     for line in text.splitlines():
-        for part in _SENTENCE_END.split(_MARKER.sub("", line.strip())):
+        stripped = _MARKER.sub("", line.strip())
+        blocks.setdefault("".join(stripped.split()), stripped)
+    counts: Counter[str] = Counter()
+    for block in blocks.values():
+        for part in _SENTENCE_END.split(block):
             compact = "".join(part.split())
             if compact:
-                sentences.add(compact)
-    return frozenset(sentences)
+                counts[compact] += 1
+    return frozenset(counts.items())
 
 
 def same_wording(old: str, new: str, document: Document) -> bool:

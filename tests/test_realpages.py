@@ -145,6 +145,33 @@ def test_moved_blocks_and_another_layout_of_the_same_sentences_are_not_changes(
     assert [c["kind"] for c in summary["changes"]] == ["new"], summary
 
 
+def test_a_sentence_the_policy_already_had_added_or_dropped_elsewhere_is_a_change(
+    server: PageServer, tmp_path: Path
+) -> None:
+    # Found by bench_run's repeated change nights: the wording was compared as a set of
+    # sentences, so a sentence the policy already held, appended to another section, or dropped
+    # from one of the two sections that said it, was "the same wording" and never reported.
+    repeated = "We may share this information with our partners."
+    sections = [f"Clause {n}: the provider keeps the data described in clause {n}." for n in
+                range(8)]  # fmt: skip
+    sections[2] += " " + repeated
+    make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    server.page("/terms", policy_page(layout(sections, as_list=False)))
+    run_json(tmp_path)
+    amended = list(sections)
+    amended[6] += " " + repeated  # now said of the data of clause 6 too
+    for text in (amended, sections):  # added to a section, then dropped from it again
+        server.page("/terms", policy_page(layout(text, as_list=False)))
+        code, summary = run_json(tmp_path)
+        assert [c["kind"] for c in summary["changes"]] in (["new"], ["revert"]), summary
+    # The same sections laid out as one list, with a table of contents repeating the headings:
+    # still the same wording, no change.
+    contents = "\n".join(f"- {s}" for n, s in enumerate(sections) if n % 3 == 0)
+    server.page("/terms", policy_page(contents + "\n\n" + layout(sections, as_list=True)))
+    code, summary = run_json(tmp_path)
+    assert code == 0 and summary["changes"] == [], summary
+
+
 def test_the_extraction_input_loses_nothing_extraction_reads(
     server: PageServer, tmp_path: Path
 ) -> None:
