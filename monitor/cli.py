@@ -56,6 +56,11 @@ def _threads_running() -> bool:
     return any(not t.daemon and t.is_alive() for t in others)
 
 
+def invalid_watchlist(exc: WatchlistError) -> NoReturn:
+    click.echo(f"error: the watchlist is not valid:\n{exc}", err=True)
+    sys.exit(EXIT_CONFIG)
+
+
 class Context:
     def __init__(self, home: Path, watchlist_path: Path):
         self.home = home
@@ -65,8 +70,7 @@ class Context:
         try:
             return load(self.watchlist_path)
         except WatchlistError as exc:
-            click.echo(f"error: the watchlist is not valid:\n{exc}", err=True)
-            sys.exit(EXIT_CONFIG)
+            invalid_watchlist(exc)
 
     def store(self) -> Any:
         from monitor.store import Store
@@ -132,8 +136,7 @@ def run(obj: Context, only: str | None, as_json: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
     except WatchlistError as exc:
-        click.echo(f"error: the watchlist is not valid:\n{exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        invalid_watchlist(exc)
     except NoSuchPlatform as exc:
         click.echo(f"error: --only {exc.only}: no such platform (watchlist has: {exc.known})",
                    err=True)  # fmt: skip

@@ -271,6 +271,11 @@ WAIT_FOR_TEXT = """([selectors, minChars, settleMs]) => {
 }"""
 
 
+# The regions of a page whose extraction input is complete (`extract.REDUCE_JS`, `reduce_html`):
+# only these get a fingerprint; "missing" / "unsupported" pages are extracted whole every night.
+FINGERPRINTED_REGIONS = ("select", "main", "page")
+
+
 def input_fingerprint(document: Document, region: str, title: str, reduced: str) -> str:
     """Fingerprint of everything tonight's extraction and checks would read: the extraction input
     (`extract.REDUCE_JS`), its region, the page title (the wall check reads it), and the
@@ -409,7 +414,7 @@ class BrowserFetcher:
         title, region = str(seen.get("title") or ""), str(seen["region"])
         reduced: str | None = None
         fingerprint: str | None = None
-        if region in ("select", "main", "page"):
+        if region in FINGERPRINTED_REGIONS:
             reduced = str(seen["html"])
             fingerprint = input_fingerprint(document, region, title, reduced)
             if fingerprint == known:
@@ -727,7 +732,7 @@ def reduced_input(
     from monitor.extract import reduce_html
 
     reduced = reduce_html(html, document.select, document.remove)
-    if reduced.region not in ("select", "main", "page"):
+    if reduced.region not in FINGERPRINTED_REGIONS:
         return reduced.region, None, None
     fingerprint = input_fingerprint(document, reduced.region, "", reduced.html)
     return reduced.region, fingerprint, None if fingerprint == known else reduced.html
@@ -801,11 +806,10 @@ class FetchPool:
         self.retries = retries
         self.backoff = backoff
         self.workers = workers  # processes http pages may be reduced in (`HttpFetcher`)
-        # Playwright's driver, already starting (`start_driver`): the browser fetcher takes it;
-        # when no document needs a browser, it is stopped.
-        self._driver = driver
-        self._stopping: asyncio.Future[Any] | None = None
         self._fetchers: dict[str, Fetcher] = {}
+        if driver is not None:  # Playwright's driver, already starting (`start_driver`)
+            self._fetchers["browser"] = BrowserFetcher(settings, driver)
+        self._stopping: asyncio.Future[Any] | None = None  # a browser fetcher no one needs
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         # Hosts on which a document already timed out this run. A host that lets one page run out
@@ -817,11 +821,7 @@ class FetchPool:
 
     def _fetcher(self, render: str) -> Fetcher:
         if render not in self._fetchers:
-            if render == "browser" and self._driver is not None:
-                self._fetchers[render] = BrowserFetcher(self.settings, self._driver)
-                self._driver = None
-            else:
-                self._fetchers[render] = FETCHERS[render](self.settings)
+            self._fetchers[render] = FETCHERS[render](self.settings)
         return self._fetchers[render]
 
     def warm_up(self, documents: Iterable[Document], audit: bool = False) -> None:
@@ -836,9 +836,9 @@ class FetchPool:
             assert isinstance(fetcher, HttpFetcher)
             fetcher.start_workers(self.workers)
         if not audit and not any(d.render == "browser" for d in documents):
-            if self._driver is not None:  # started before the watchlist said so: not needed
-                self._stopping = asyncio.ensure_future(stop_driver(self._driver))
-                self._driver = None
+            browser = self._fetchers.pop("browser", None)
+            if browser is not None:  # its driver started before the watchlist said: not needed
+                self._stopping = asyncio.ensure_future(browser.close())
             return
         task = asyncio.ensure_future(self.browser())
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -912,13 +912,10 @@ class FetchPool:
             # A run with nothing to fetch: let the start finish, so that closing stops it.
             with contextlib.suppress(Exception):
                 await self._warming
-        for fetcher in self._fetchers.values():
-            await fetcher.close()
-        if self._driver is not None:
-            await stop_driver(self._driver)
-            self._driver = None
         if self._stopping is not None:
             await self._stopping
+        for fetcher in self._fetchers.values():
+            await fetcher.close()
 
 
 LOGIN_PATH = re.compile(r"/(login|log-in|signin|sign-in|sign_in|auth|checkpoint|accounts/login)\b")

@@ -20,6 +20,20 @@ from tests.sites import PageServer
 RESOLVER_RULES = "--host-resolver-rules=MAP *.invalid ~NOTFOUND, EXCLUDE 127.0.0.1"
 
 
+def driver_processes() -> list[Path]:
+    """The /proc folders of this process's children that are Playwright drivers (Node, run with
+    `run-driver`)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid() and b"run-driver" in (proc / "cmdline").read_bytes():
+                found.append(proc)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def launch_chromium(playwright: Any) -> Any:
     """A Chromium for tests that drive a page themselves, found exactly as the product finds it
     (`find_chromium`: settings, TOS_MONITOR_CHROMIUM, Playwright's own, then the system's), so

@@ -12,6 +12,7 @@ import pytest
 
 from monitor.fetch import DRIVER_NODE_OPTIONS, PAGE_REUSES, BrowserFetcher
 from monitor.watchlist import Document, Settings
+from tests.conftest import driver_processes
 from tests.sites import PageServer, policy_page
 
 
@@ -22,19 +23,11 @@ def _driver_environ() -> dict[str, str]:
         fetcher = BrowserFetcher(Settings())
         await fetcher._ensure_browser()
         try:
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
-                    continue
-                try:
-                    cmdline = (proc / "cmdline").read_bytes()
-                    environ = (proc / "environ").read_bytes().split(b"\0")
-                    ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                if ppid == os.getpid() and b"run-driver" in cmdline:
-                    pairs = (entry.decode().split("=", 1) for entry in environ if b"=" in entry)
-                    return {name: value for name, value in pairs}
-            raise AssertionError("no Playwright driver process found")
+            drivers = driver_processes()
+            assert drivers, "no Playwright driver process found"
+            environ = (drivers[0] / "environ").read_bytes().split(b"\0")
+            pairs = (entry.decode().split("=", 1) for entry in environ if b"=" in entry)
+            return {name: value for name, value in pairs}
         finally:
             await fetcher.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import random
 import sqlite3
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from monitor.run import run_nightly
 from monitor.store import Store, sha256_bytes
 from monitor.watchlist import Watchlist, WatchlistError, load
-from tests.conftest import make_watchlist, run_cli, run_json
+from tests.conftest import driver_processes, make_watchlist, run_cli, run_json
 from tests.sites import FIXTURES, PageServer, policy_page, read_fixture_md
 
 POLICY_V1 = """# Terms of Service
@@ -348,19 +347,6 @@ def test_a_run_starts_the_browser_before_importing_its_stages() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def _driver_processes() -> list[int]:
-    """This process's children that are Playwright drivers (Node, `run-driver`)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == os.getpid() and b"run-driver" in (proc / "cmdline").read_bytes():
-                found.append(int(proc.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def test_a_run_loads_its_watchlist_while_the_driver_starts(
     server: PageServer, tmp_path: Path
 ) -> None:
@@ -368,24 +354,24 @@ def test_a_run_loads_its_watchlist_while_the_driver_starts(
     # spawned first and the watchlist loads beside it. The loader sees the driver already there.
     server.page("/terms", policy_page(POLICY_V1))
     path = make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
-    seen: list[list[int]] = []
+    seen: list[list[Path]] = []
 
     def loader() -> Watchlist:
-        seen.append(_driver_processes())
+        seen.append(driver_processes())
         return load(path)
 
     summary = run_nightly(loader, tmp_path)
     assert seen and seen[0], "the driver was not spawned before the watchlist was loaded"
     assert summary.counts()["documents"] == 1 and not summary.failures
     assert Store(tmp_path).document("example/terms") is not None
-    assert _driver_processes() == []  # stopped with the run
+    assert driver_processes() == []  # stopped with the run
 
 
 def test_a_run_whose_watchlist_fails_to_load_stops_the_driver(tmp_path: Path) -> None:
     (tmp_path / "watchlist.yaml").write_text("settings: {concurrency: 0}\nplatforms: {}\n")
     with pytest.raises(WatchlistError, match="concurrency"):
         run_nightly(lambda: load(tmp_path / "watchlist.yaml"), tmp_path)
-    assert _driver_processes() == []
+    assert driver_processes() == []
     assert not (tmp_path / "monitor.db").exists()  # nothing recorded
 
 
@@ -397,7 +383,7 @@ def test_a_run_with_no_browser_document_stops_the_driver_it_started(
     summary = run_nightly(lambda: load(path), tmp_path)
     # The driver was stopped without starting a browser, and is gone with the run.
     assert not summary.failures and summary.stats["launch_seconds"] == 0
-    assert _driver_processes() == []
+    assert driver_processes() == []
 
 
 def test_a_quiet_night_does_not_load_the_flagger(server: PageServer, tmp_path: Path) -> None:
