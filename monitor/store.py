@@ -249,7 +249,10 @@ def write_new_file(directory: Path, stem: str, suffix: str, data: bytes) -> Path
     """Write atomically under a name that did not exist: temp file, fsync, then a hard link.
 
     A link fails when the name is taken, so two runs in the same second never overwrite each
-    other, and a crash leaves either no file or the whole file, never half of one.
+    other, and a crash leaves either no file or the whole file, never half of one. A taken name
+    gets `_001`, `_002`, ...: `_` sorts after the `.` of the suffix and the number is padded,
+    so a folder listed by name lists the files in the order they were written (a `-1` would
+    sort before the first one).
     """
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
@@ -259,7 +262,7 @@ def write_new_file(directory: Path, stem: str, suffix: str, data: bytes) -> Path
             handle.flush()
             os.fsync(handle.fileno())
         for n in range(1000):
-            target = directory / (f"{stem}{suffix}" if n == 0 else f"{stem}-{n}{suffix}")
+            target = directory / (f"{stem}{suffix}" if n == 0 else f"{stem}_{n:03d}{suffix}")
             try:
                 os.link(tmp, target)
                 return target

@@ -166,6 +166,24 @@ def test_history_shows_what_the_last_fetch_asked_for(tmp_path: Path, facebook: D
     )  # fmt: skip
 
 
+def test_snapshots_written_in_the_same_second_list_by_name_in_the_order_written(
+    tmp_path: Path,
+) -> None:
+    # Two runs a second apart (a re-run after a fix, a fast night) share a stamp: none may
+    # overwrite another, and the newest must be the last a user sees in the folder.
+    store = Store(tmp_path)
+    stamp = "2026-11-24T030001Z"
+    for n in range(12):
+        store.write_snapshot("example", "terms", stamp, f"version {n}", f"<p>version {n}</p>")
+    folder = tmp_path / "snapshots" / "example" / "terms"
+    texts = [p.read_text() for p in sorted(folder.glob("*.md"))]
+    assert texts == [f"version {n}" for n in range(12)]
+    raws = sorted(folder.glob("*.html.gz"))
+    assert [p.name.removesuffix(".html.gz") for p in raws] == \
+        [p.stem for p in sorted(folder.glob("*.md"))]  # fmt: skip
+    store.close()
+
+
 def test_a_transaction_commits_all_its_writes_or_none(tmp_path: Path) -> None:
     key = "facebook/terms-of-service"
     store = Store(tmp_path)
