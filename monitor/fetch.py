@@ -300,11 +300,11 @@ class BrowserFetcher:
         self._playwright: Any = None
         self._browser: Any = None
         self._contexts: dict[tuple[str, str], Any] = {}
-        self._idle: dict[tuple[str, str], list[Any]] = {}
+        # (locale, time zone) -> idle tabs, oldest first, each with the garbage collection it
+        # was sent when released (awaited when the tab is taken again)
+        self._idle: dict[tuple[str, str], list[tuple[Any, asyncio.Future[Any]]]] = {}
         # page -> (its DevTools session, to collect garbage; documents it has served)
         self._tabs: dict[Any, tuple[Any, int]] = {}
-        # page -> its garbage collection, sent when it was released and awaited when reused
-        self._collecting: dict[Any, asyncio.Future[Any]] = {}
         self.launch_seconds = 0.0
 
     async def _ensure_browser(self) -> Any:
@@ -338,9 +338,9 @@ class BrowserFetcher:
         idle = self._idle.setdefault(key, [])
         while idle:
             # Oldest first: its collection has had the longest to finish.
-            page = idle.pop(0)
+            page, collecting = idle.pop(0)
             try:
-                await self._collecting.pop(page)
+                await collecting
                 return page
             except Exception:  # a tab that cannot even collect its garbage is closed
                 self._tabs.pop(page, None)
@@ -449,16 +449,18 @@ class BrowserFetcher:
         # same peak memory.
         if reusable and uses < PAGE_REUSES and not page.is_closed() and session is not None:
             self._tabs[page] = (session, uses)
-            self._collecting[page] = asyncio.ensure_future(
+            collecting = asyncio.ensure_future(
                 asyncio.wait_for(session.send("HeapProfiler.collectGarbage"), timeout=5)
             )
-            self._idle.setdefault((document.locale, document.timezone), []).append(page)
+            self._idle.setdefault((document.locale, document.timezone), []).append(
+                (page, collecting)
+            )
             return
         await _close_page(page)
 
     async def close(self) -> None:
-        collecting = list(self._collecting.values())
-        self._collecting.clear()
+        collecting = [c for tabs in self._idle.values() for _, c in tabs]
+        self._idle.clear()
         # Settled before the browser goes, so none is left pending (or its error unretrieved).
         await asyncio.gather(*collecting, return_exceptions=True)
         if self._browser is not None:

@@ -88,7 +88,7 @@ def test_one_tab_serves_document_after_document(server: PageServer) -> None:
             for document in documents:
                 page = await fetcher.fetch(document)
                 assert "Clause 19" in page.html
-                [tab] = fetcher._idle[(document.locale, document.timezone)]
+                [(tab, _)] = fetcher._idle[(document.locale, document.timezone)]
                 tabs.append(id(tab))
         finally:
             await fetcher.close()
