@@ -254,23 +254,32 @@ def analyse_change(old: str, new: str, seconds: dict[str, float] | None = None) 
     """The diff, its summary and the flagged clauses it touches, computed once and stored with
     the change, so reports and alerts never recompute them or disagree. Time spent per stage is
     added to `seconds` for the run's statistics."""
-    # Imported here: a night without changes never needs them, and they cost a run's start
-    # (the flagger's model and patterns) more than its fetches of unchanged pages.
+    return {**diff_change(old, new, seconds), **flag_change(old, new, seconds)}
+
+
+def diff_change(old: str, new: str, seconds: dict[str, float] | None = None) -> dict[str, Any]:
+    """The diff half of `analyse_change`: little memory, so a run computes it beside the browser."""
+    # Imported here: a night without changes never needs it.
     from monitor.diff import diff_texts
-    from monitor.flag import change_flags
 
     started = time.perf_counter()
     diff = diff_texts(old, new)
-    diffed = time.perf_counter()
+    if seconds is not None:
+        seconds["diff"] = seconds.get("diff", 0.0) + time.perf_counter() - started
+    return {"summary": json.dumps(diff["summary"]), "diff": json.dumps(diff)}
+
+
+def flag_change(old: str, new: str, seconds: dict[str, float] | None = None) -> dict[str, Any]:
+    """The flags half of `analyse_change`: the flagger's model, tokenizer and arrays (~100 MB),
+    which a run holds until its browser has closed (`monitor.run.BrowserPhase`)."""
+    # Imported here: a night without changes never needs the flagger's model and patterns.
+    from monitor.flag import change_flags
+
+    started = time.perf_counter()
     flags = change_flags(old, new)
     if seconds is not None:
-        seconds["diff"] = seconds.get("diff", 0.0) + diffed - started
-        seconds["flag"] = seconds.get("flag", 0.0) + time.perf_counter() - diffed
-    return {
-        "summary": json.dumps(diff["summary"]),
-        "diff": json.dumps(diff),
-        "flags": json.dumps(flags),
-    }
+        seconds["flag"] = seconds.get("flag", 0.0) + time.perf_counter() - started
+    return {"flags": json.dumps(flags)}
 
 
 def _set_current(

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from monitor.changes import (
     Analysis,
-    analyse_change,
     comparison_sha,
+    diff_change,
+    flag_change,
     record_text,
     record_unchanged,
     same_wording,
@@ -53,7 +55,11 @@ async def check_document(
     run_id: int,
     document: Document,
     stage_seconds: dict[str, float],
+    before_analysis: Callable[[], Awaitable[None]] | None = None,
 ) -> DocumentOutcome:
+    """Fetch, extract and record one document. `before_analysis`, when given, is awaited once
+    the document needs the fetch pool no more and its new wording is about to be flagged: the
+    nightly run holds the flagger there until its browser has closed."""
     current_id = (store.document(document.key) or {}).get("current_version_id")
     known = store.known_fingerprint(document.key, current_id)
     result = await pool.fetch(document, known)
@@ -94,8 +100,12 @@ async def check_document(
         and comparison_sha(text, document) != current.compare_sha256
         and not same_wording(current.text, text, document)
     ):
-        # Diff and flags are CPU work: done in a worker thread, the browser keeps fetching.
-        fields = await asyncio.to_thread(analyse_change, current.text, text, stage_seconds)
+        # CPU work, in a worker thread while the loop goes on: the diff at once, the flags (the
+        # flagger's ~100 MB) when `before_analysis` lets them, after the browser has closed.
+        fields = await asyncio.to_thread(diff_change, current.text, text, stage_seconds)
+        if before_analysis is not None:
+            await before_analysis()
+        fields |= await asyncio.to_thread(flag_change, current.text, text, stage_seconds)
         analysis = Analysis(current.text, text, fields)
     started = time.perf_counter()
     if text is not None:

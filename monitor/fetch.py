@@ -875,6 +875,11 @@ class FetchPool:
         return await fetcher.browser()
 
     @property
+    def uses_browser(self) -> bool:
+        """Whether this run has (or is starting) a Chromium."""
+        return self._warming is not None or "browser" in self._fetchers
+
+    @property
     def launch_seconds(self) -> float:
         browser = self._fetchers.get("browser")
         return getattr(browser, "launch_seconds", 0.0)

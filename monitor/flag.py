@@ -25,18 +25,19 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 import numpy as np
 
 from monitor.categories import CATEGORIES
 
 Stance = Literal["allows", "denies", "conditional"]
+_T = TypeVar("_T")
 
 MODEL_RESOURCE = "flagger.npz"
 FEATURE_VERSION = 2  # bump when `ngrams()`/`embed()` change; the model file records the version
@@ -531,7 +532,27 @@ def _mapped_tensor(path: Path, name: str) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", offset=8 + size + start, shape=shape)
 
 
-@lru_cache(maxsize=1)
+_loading = threading.Lock()
+
+
+def _loaded_once(load: Callable[[], _T]) -> Callable[[], _T]:
+    """`load()`, run once per process even when several threads ask at the same moment:
+    `lru_cache` runs it in each (a run flags its held changes together once its browser has
+    closed, and five threads built five models, ~50 MB each with the tokenizer)."""
+    done: list[_T] = []
+
+    @wraps(load)
+    def get() -> _T:
+        if not done:
+            with _loading:
+                if not done:
+                    done.append(load())
+        return done[0]
+
+    return get
+
+
+@_loaded_once
 def _embedder() -> _Embedder:
     return _Embedder()
 
@@ -583,7 +604,7 @@ def load_model(raw: bytes) -> Model:
         )
 
 
-@lru_cache(maxsize=1)
+@_loaded_once
 def default_model() -> Model | None:
     """The shipped model, or None when it is missing (patterns then work alone)."""
     try:

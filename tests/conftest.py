@@ -34,6 +34,30 @@ def driver_processes() -> list[Path]:
     return found
 
 
+def browser_processes() -> list[int]:
+    """Live Chromium processes under this process (started by its Playwright driver)."""
+    children: dict[int, list[int]] = {}
+    states: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(proc.name))
+            states[int(proc.name)] = fields[0]
+        except (OSError, ValueError, IndexError):
+            continue
+    found, stack = [], list(children.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if b"chrom" in command.rsplit(b"/", 1)[-1] and states.get(pid) != "Z":
+            found.append(pid)
+    return found
+
+
 def launch_chromium(playwright: Any) -> Any:
     """A Chromium for tests that drive a page themselves, found exactly as the product finds it
     (`find_chromium`: settings, TOS_MONITOR_CHROMIUM, Playwright's own, then the system's), so

@@ -8,6 +8,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,14 @@ import pytest
 from monitor.run import run_nightly
 from monitor.store import Store, sha256_bytes
 from monitor.watchlist import Watchlist, WatchlistError, load
-from tests.conftest import driver_processes, make_watchlist, run_cli, run_json
-from tests.sites import FIXTURES, PageServer, policy_page, read_fixture_md
+from tests.conftest import (
+    browser_processes,
+    driver_processes,
+    make_watchlist,
+    run_cli,
+    run_json,
+)
+from tests.sites import FIXTURES, PageServer, Route, policy_page, read_fixture_md
 
 POLICY_V1 = """# Terms of Service
 
@@ -403,6 +410,53 @@ def test_a_quiet_night_does_not_load_the_flagger(server: PageServer, tmp_path: P
                          text=True, timeout=120, check=True)  # fmt: skip
     assert out.stdout.split() == ["1", "False"]
     assert (tmp_path / "reports" / "index.html").exists()
+
+
+def test_changes_are_flagged_once_the_browser_has_closed_but_only_so_many_wait(
+    server: PageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flagger (~100 MB) beside Chromium made every night with changes the run's memory
+    # peak; a changed document's flags now wait for the browser to close. Each waiting document
+    # holds its page, so past the bound (one here) the others are flagged at once.
+    import monitor.check
+    import monitor.run
+
+    for i in range(3):
+        server.page(f"/d{i}", policy_page(POLICY_V1 + f"\n## {i}. Document\nDocument {i}.\n"))
+    armed, served = threading.Event(), threading.Event()
+
+    def last_page() -> bytes:
+        # Tonight the last document answers only once two changes have been flagged, so those
+        # two certainly ran while the browser was up (fetching it), whatever the machine's speed.
+        if armed.is_set():
+            served.wait(60)
+        return policy_page(POLICY_V1).encode()
+
+    server.routes["/last"] = Route(last_page)
+    documents = {f"d{i}": {"url": server.url(f"/d{i}")} for i in range(3)}
+    documents["last"] = {"url": server.url("/last")}
+    make_watchlist(tmp_path, documents, {"concurrency": 4, "per_host": 4})
+    assert night(tmp_path)["changes"] == []
+
+    for i in range(3):
+        server.page(f"/d{i}", policy_page(POLICY_V2 + f"\n## {i}. Document\nDocument {i}.\n"))
+    browser_up: list[bool] = []
+    flag = monitor.check.flag_change
+
+    def watched(*args: object) -> object:
+        browser_up.append(bool(browser_processes()))
+        if len(browser_up) == 2:
+            served.set()
+        return flag(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(monitor.check, "flag_change", watched)
+    monkeypatch.setattr(monitor.run, "HELD_ANALYSES", 1)
+    armed.set()
+    summary = night(tmp_path)
+    assert browser_up == [True, True, False]  # the held one last, with no browser left
+    changes = Store(tmp_path).changes()
+    assert len(changes) == 3 == len(summary["changes"])  # type: ignore[arg-type]
+    assert all("governing-law" in c["flags"] for c in changes)
 
 
 def test_the_command_exits_with_its_status_after_the_exit_handlers(tmp_path: Path) -> None:
