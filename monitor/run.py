@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from monitor.store import Store
 
 LOCK_NAME = ".tos-monitor.lock"
-# Changed documents whose analysis may wait for the browser to close (`BrowserPhase`).
+# Changed documents whose flags may wait for the browser to close (`BrowserPhase`).
 HELD_ANALYSES = 16
 
 
@@ -265,14 +265,15 @@ async def _run(
 
 
 class BrowserPhase:
-    """Holds the analysis of changed documents (diff and flags) until the run's Chromium is closed.
+    """Holds the flagging of changed documents until the run's Chromium is closed (their diff,
+    which needs little memory, is computed beside the browser).
 
     Measured on nights with changes (`benchmarks/bench_versus_ota.py`, 9 documents), the flagger
     (its model, tokenizer and working arrays) took the Python process from ~66 MB to ~175 MB while
     Chromium's ~450 MB was still up: the night's peak, ~100 MB above a quiet night's. Held, that
     work follows the browser instead of sitting on top of it. Each held document keeps its page and
     two texts, so at most `limit` wait: past that (a night on which hundreds of documents change)
-    a document is analysed at once, beside the browser, as every document was before.
+    a document is flagged at once, beside the browser, as every document was before.
     """
 
     def __init__(self, documents: int, hold: bool, limit: int | None = None):
@@ -291,12 +292,14 @@ class BrowserPhase:
             self.fetched.set()
 
     async def before_analysis(self) -> None:
+        """Wait for the browser to close, unless nothing is held or too many already wait."""
         if not self._hold or self._held >= self._limit or self.closed.is_set():
             return
         self._held += 1
         await self.closed.wait()
 
     def release(self) -> None:
+        """The browser is closed: the held documents go on to their flags."""
         self.closed.set()
 
 

@@ -96,3 +96,29 @@ def test_one_tab_serves_document_after_document(server: PageServer) -> None:
 
     # Were collecting garbage to fail, each document would close its tab and open another.
     assert len(set(asyncio.run(fetch_all()))) == 1
+
+
+# A page that leaves ~64 MB of garbage on V8's heap, which V8 would keep until it next needs room.
+GARBAGE_SCRIPT = (
+    "<script>let held = []; for (let i = 0; i < 64; i++)"
+    " held.push(new Array(131072).fill(i + 0.5)); held = null;</script></body>"
+)
+
+
+def test_a_tabs_garbage_is_collected_before_its_next_document(server: PageServer) -> None:
+    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
+    server.page("/d", policy_page(text).replace("</body>", GARBAGE_SCRIPT))
+    document = Document("example", "d", "D", server.url("/d"))
+
+    async def heap_after_fetch() -> int:
+        fetcher = BrowserFetcher(Settings())
+        try:
+            await fetcher.fetch(document)
+            [(tab, collecting)] = fetcher._idle[(document.locale, document.timezone)]
+            await collecting
+            usage = await fetcher._tabs[tab][0].send("Runtime.getHeapUsage")
+            return int(usage["usedSize"])
+        finally:
+            await fetcher.close()
+
+    assert asyncio.run(heap_after_fetch()) < 16 * 2**20  # ~72 MB when nothing collects
