@@ -352,7 +352,9 @@ async def _run_with_store(
         await phase.fetched.wait()
         # The agency's own pages, in the same browser, once the documents are done with it.
         summary.site = await audit_site(watchlist, store, run_id, pool, only)
-    except BaseException:
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        # The run is stopped: documents still fetching or held stop too. (Any other error, of
+        # the audit, say, lets the held documents record their changes before it is raised.)
         for task in tasks:
             task.cancel()
         raise
