@@ -55,9 +55,9 @@ async def check_document(
     run_id: int,
     document: Document,
     stage_seconds: dict[str, float],
-    before_analysis: Callable[[], Awaitable[None]] | None = None,
+    before_flags: Callable[[], Awaitable[None]] | None = None,
 ) -> DocumentOutcome:
-    """Fetch, extract and record one document. `before_analysis`, when given, is awaited once
+    """Fetch, extract and record one document. `before_flags`, when given, is awaited once
     the document needs the fetch pool no more and its new wording is about to be flagged: the
     nightly run holds the flagger there until its browser has closed."""
     current_id = (store.document(document.key) or {}).get("current_version_id")
@@ -101,10 +101,10 @@ async def check_document(
         and not same_wording(current.text, text, document)
     ):
         # CPU work, in a worker thread while the loop goes on: the diff at once, the flags (the
-        # flagger's ~100 MB) when `before_analysis` lets them, after the browser has closed.
+        # flagger's ~100 MB) when `before_flags` lets them, after the browser has closed.
         fields = await asyncio.to_thread(diff_change, current.text, text, stage_seconds)
-        if before_analysis is not None:
-            await before_analysis()
+        if before_flags is not None:
+            await before_flags()
         fields |= await asyncio.to_thread(flag_change, current.text, text, stage_seconds)
         analysis = Analysis(current.text, text, fields)
     started = time.perf_counter()

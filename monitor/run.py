@@ -15,7 +15,7 @@ import asyncio
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 LOCK_NAME = ".tos-monitor.lock"
 # Changed documents whose flags may wait for the browser to close (`BrowserPhase`).
-HELD_ANALYSES = 16
+HELD_CHANGES = 16
 
 
 class RunLocked(Exception):
@@ -276,23 +276,25 @@ class BrowserPhase:
     a document is flagged at once, beside the browser, as every document was before.
     """
 
-    def __init__(self, documents: int, hold: bool, limit: int | None = None):
-        self._left = documents  # documents that may still need the browser
+    def __init__(self, documents: Iterable[str], hold: bool, limit: int | None = None):
+        self._fetching = set(documents)  # keys of the documents that may still need the browser
         self._hold, self._held = hold, 0
-        self._limit = HELD_ANALYSES if limit is None else limit
+        self._limit = HELD_CHANGES if limit is None else limit
         self.fetched = asyncio.Event()  # every document is past its fetches
-        self.closed = asyncio.Event()  # the browser is closed: held analyses go on
-        if documents == 0:
+        self.closed = asyncio.Event()  # the browser is closed: held flags go on
+        if not self._fetching:
             self.fetched.set()
 
-    def leave(self) -> None:
-        """One document needs the fetch pool no more (called once per document)."""
-        self._left -= 1
-        if self._left <= 0:
+    def leave(self, key: str) -> None:
+        """The document `key` needs the fetch pool no more (again: no effect)."""
+        self._fetching.discard(key)
+        if not self._fetching:
             self.fetched.set()
 
-    async def before_analysis(self) -> None:
-        """Wait for the browser to close, unless nothing is held or too many already wait."""
+    async def before_flags(self, key: str) -> None:
+        """The document `key` is done fetching and about to be flagged: wait for the browser to
+        close, unless nothing is held or too many already wait."""
+        self.leave(key)
         if not self._hold or self._held >= self._limit or self.closed.is_set():
             return
         self._held += 1
@@ -321,24 +323,16 @@ async def _run_with_store(
     summary = RunSummary(run_id)
     stage_seconds: dict[str, float] = {}
     # Held only when a browser runs: a night of plain-HTTP documents has no peak to lower.
-    phase = BrowserPhase(len(documents), hold=pool.uses_browser)
+    phase = BrowserPhase((d.key for d in documents), hold=pool.uses_browser)
 
     async def one(document: Document) -> None:
-        left = False
-
-        async def before_analysis() -> None:
-            nonlocal left
-            left = True
-            phase.leave()
-            await phase.before_analysis()
-
         try:
             outcome = await check_document(
-                store, pool, run_id, document, stage_seconds, before_analysis
-            )
+                store, pool, run_id, document, stage_seconds,
+                lambda: phase.before_flags(document.key),
+            )  # fmt: skip
         finally:
-            if not left:
-                phase.leave()
+            phase.leave(document.key)  # unchanged, failed or flagged: done with the browser
         summary.outcomes.append(outcome)
         if progress:
             progress(outcome)

@@ -20,31 +20,37 @@ from tests.sites import PageServer
 RESOLVER_RULES = "--host-resolver-rules=MAP *.invalid ~NOTFOUND, EXCLUDE 127.0.0.1"
 
 
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state letter) of every process, from /proc/<pid>/stat."""
+    table = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            table[int(proc.name)] = (int(fields[1]), fields[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
 def driver_processes() -> list[Path]:
     """The /proc folders of this process's children that are Playwright drivers (Node, run with
     `run-driver`)."""
     found = []
-    for proc in Path("/proc").iterdir():
+    for pid, (ppid, _) in _process_table().items():
         try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == os.getpid() and b"run-driver" in (proc / "cmdline").read_bytes():
-                found.append(proc)
-        except (OSError, ValueError, IndexError):
+            if ppid == os.getpid() and b"run-driver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(Path(f"/proc/{pid}"))
+        except OSError:
             continue
     return found
 
 
 def browser_processes() -> list[int]:
     """Live Chromium processes under this process (started by its Playwright driver)."""
+    table = _process_table()
     children: dict[int, list[int]] = {}
-    states: dict[int, str] = {}
-    for proc in Path("/proc").iterdir():
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(proc.name))
-            states[int(proc.name)] = fields[0]
-        except (OSError, ValueError, IndexError):
-            continue
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
     found, stack = [], list(children.get(os.getpid(), []))
     while stack:
         pid = stack.pop()
@@ -53,7 +59,7 @@ def browser_processes() -> list[int]:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if b"chrom" in command.rsplit(b"/", 1)[-1] and states.get(pid) != "Z":
+        if b"chrom" in command.rsplit(b"/", 1)[-1] and table[pid][1] != "Z":
             found.append(pid)
     return found
 

@@ -450,7 +450,7 @@ def test_changes_are_flagged_once_the_browser_has_closed_but_only_so_many_wait(
         return flag(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(monitor.check, "flag_change", watched)
-    monkeypatch.setattr(monitor.run, "HELD_ANALYSES", 1)
+    monkeypatch.setattr(monitor.run, "HELD_CHANGES", 1)
     armed.set()
     summary = night(tmp_path)
     assert browser_up == [True, True, False]  # the held one last, with no browser left
