@@ -208,12 +208,23 @@ def _playwright_chromium() -> bool:
 # 10 s, a fetch or XMLHttpRequest in flight)? The wait below reads it to tell a page that is
 # still filling in from one that is done and holds no policy. It only observes: every wrapped
 # function calls the original with the same arguments and returns what it returns.
+# The DOM is watched only once the wait asks (`watch`, on its first poll that finds too little
+# text: only such a page can pass by settling), taking that moment as its last change. The
+# page's earlier changes can only be earlier, so it is never taken as done sooner than if every
+# change had been seen. Watched from the start, each node the parser added was a mutation record:
+# ~20 ms of a renderer's time per policy page (0.8 of 10.2 CPU-seconds of a 40-document night),
+# for pages that mostly pass the wait on their text alone.
 SETTLE_WATCH_JS = """(() => {
   if (window.__tosMonitorWatch) return;
-  const w = {changed: performance.now(), timers: new Set(), busy: 0};
+  const w = {changed: performance.now(), timers: new Set(), busy: 0, watching: false};
+  w.watch = () => {
+    if (w.watching) return;
+    w.watching = true;
+    w.changed = performance.now();
+    new MutationObserver(() => { w.changed = performance.now(); })
+      .observe(document, {subtree: true, childList: true, characterData: true});
+  };
   Object.defineProperty(window, '__tosMonitorWatch', {value: w});
-  new MutationObserver(() => { w.changed = performance.now(); })
-    .observe(document, {subtree: true, childList: true, characterData: true});
   const setT = window.setTimeout, clearT = window.clearTimeout;
   window.setTimeout = function (fn, delay, ...rest) {
     if (typeof fn !== 'function' || Number(delay) > 10000) {
@@ -266,6 +277,8 @@ WAIT_FOR_TEXT = """([selectors, minChars, settleMs]) => {
   window.__tosMonitorLength = length;
   if (length >= minChars && length === previous) return true;
   const w = window.__tosMonitorWatch;
+  // Only a page short of text can pass by settling (above, the rest pass or wait on their text).
+  if (w && length < minChars) w.watch();
   return Boolean(w) && document.readyState === 'complete' && w.timers.size === 0 &&
     w.busy === 0 && performance.now() - w.changed >= settleMs && length === previous;
 }"""
@@ -300,11 +313,12 @@ class BrowserFetcher:
         self._playwright: Any = None
         self._browser: Any = None
         self._contexts: dict[tuple[str, str], Any] = {}
-        # (locale, time zone) -> idle tabs, oldest first, each with the garbage collection it
-        # was sent when released (awaited when the tab is taken again)
-        self._idle: dict[tuple[str, str], list[tuple[Any, asyncio.Future[Any]]]] = {}
+        # (locale, time zone) -> idle tabs, oldest first
+        self._idle: dict[tuple[str, str], list[Any]] = {}
         # page -> (its DevTools session, to collect garbage; documents it has served)
         self._tabs: dict[Any, tuple[Any, int]] = {}
+        self._context_lock = asyncio.Lock()  # one context per key, however many ask at once
+        self._opening: asyncio.Future[None] | None = None  # tabs opened ahead (`open_ahead`)
         self.launch_seconds = 0.0
 
     async def _ensure_browser(self) -> Any:
@@ -333,32 +347,54 @@ class BrowserFetcher:
         its own (the site audit): one browser process per run, whatever needs it."""
         return await self._ensure_browser()
 
+    def open_ahead(self, documents: Iterable[Document]) -> asyncio.Future[None]:
+        """Start Chromium and open the tabs that `documents` (a run's first ones, as many as it
+        fetches at once) will take, before they ask: each tab costs ~15 DevTools round trips that
+        then overlap the rest of the run's start instead of following it. A failure is left to
+        the fetches, which meet it again and record it as they always did."""
+
+        async def open_all() -> None:
+            await self._ensure_browser()
+            tabs = await asyncio.gather(*(self._new_tab(d) for d in documents))
+            for document, page in zip(documents, tabs, strict=True):
+                self._idle.setdefault((document.locale, document.timezone), []).append(page)
+
+        documents = list(documents)
+        self._opening = asyncio.ensure_future(open_all())
+        return self._opening
+
     async def _page(self, document: Document) -> Any:
+        if self._opening is not None:
+            # The tabs opened ahead are this document's to take: opening more beside them
+            # would only leave some idle.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._opening)
+        idle = self._idle.setdefault((document.locale, document.timezone), [])
+        if idle:
+            return idle.pop(0)
+        return await self._new_tab(document)
+
+    async def _context(self, document: Document) -> Any:
         key = (document.locale, document.timezone)
-        idle = self._idle.setdefault(key, [])
-        while idle:
-            # Oldest first: its collection has had the longest to finish.
-            page, collecting = idle.pop(0)
-            try:
-                await collecting
-                return page
-            except Exception:  # a tab that cannot even collect its garbage is closed
-                self._tabs.pop(page, None)
-                await _close_page(page)
-        browser = await self._ensure_browser()
-        if key not in self._contexts:
-            context = await browser.new_context(
-                locale=document.locale,
-                timezone_id=document.timezone,
-                user_agent=self.settings.user_agent or None,
-                extra_http_headers={"Accept-Language": document.locale},
-                accept_downloads=False,
-            )
-            await context.route("**/*", _block_heavy_resources)
-            await context.add_init_script(SETTLE_WATCH_JS)
-            self._contexts[key] = context
-        page = await self._contexts[key].new_page()
-        session = await self._contexts[key].new_cdp_session(page)
+        async with self._context_lock:
+            if key not in self._contexts:
+                browser = await self._ensure_browser()
+                context = await browser.new_context(
+                    locale=document.locale,
+                    timezone_id=document.timezone,
+                    user_agent=self.settings.user_agent or None,
+                    extra_http_headers={"Accept-Language": document.locale},
+                    accept_downloads=False,
+                )
+                await context.route("**/*", _block_heavy_resources)
+                await context.add_init_script(SETTLE_WATCH_JS)
+                self._contexts[key] = context
+        return self._contexts[key]
+
+    async def _new_tab(self, document: Document) -> Any:
+        context = await self._context(document)
+        page = await context.new_page()
+        session = await context.new_cdp_session(page)
         # Network events on this session let `_SizeWatch` count a document's bytes as they arrive.
         await session.send("Network.enable")
         self._tabs[page] = (session, 0)
@@ -367,10 +403,11 @@ class BrowserFetcher:
     async def fetch(self, document: Document, known: str | None = None) -> Page:
         page = await self._page(document)
         reusable = False
-        session = self._tabs.get(page, (None, 0))[0]
+        session, uses = self._tabs.get(page, (None, 0))
+        collection = _Collection(session if uses else None)
         try:
             async with _SizeWatch(session) as size:
-                result = await size.guard(self._load(page, document, known))
+                result = await size.guard(self._load(page, document, known, collection.start))
             pause_at("fetch")
             reusable = True
             return result
@@ -379,9 +416,16 @@ class BrowserFetcher:
             reusable = failure.error_class.startswith("http-") or failure.error_class == "not-html"
             raise
         finally:
+            # A tab that cannot even collect its garbage is closed rather than reused.
+            if not reusable:
+                collection.discard()
+            elif not await collection.finish():
+                reusable = False
             await self._release(document, page, reusable)
 
-    async def _load(self, page: Any, document: Document, known: str | None) -> Page:
+    async def _load(
+        self, page: Any, document: Document, known: str | None, collect: Callable[[], None]
+    ) -> Page:
         from playwright.async_api import Error as PlaywrightError
 
         from monitor.extract import REDUCE_JS, reduce_arguments
@@ -411,6 +455,9 @@ class BrowserFetcher:
         if is_pdf(content_type, document.url):
             return await _request_document(page, document)
         check_content_type(content_type, status)
+        # The tab's previous documents are garbage now: collected while this one settles, when
+        # the renderer mostly waits between two polls (`_Collection`).
+        collect()
         # On a timeout, extraction decides: the selector may be missing or the text short.
         with contextlib.suppress(PlaywrightError):
             await page.wait_for_function(
@@ -441,28 +488,17 @@ class BrowserFetcher:
     async def _release(self, document: Document, page: Any, reusable: bool) -> None:
         session, uses = self._tabs.pop(page, (None, 0))
         uses += 1
-        # Chromium leaves the pages a tab has shown to a garbage collector that rarely runs:
-        # measured, a tab grew by ~10 MB a policy (55 MB to 172 MB over 12). Collecting after
-        # each document (~15 ms) holds it near 90 MB; a tab is still retired after a while.
-        # The collection runs while this task goes on to record its document, and is awaited
-        # only when the tab is taken again (`_page`): ~0.1 s less on a 40-document night, the
-        # same peak memory.
         if reusable and uses < PAGE_REUSES and not page.is_closed() and session is not None:
             self._tabs[page] = (session, uses)
-            collecting = asyncio.ensure_future(
-                asyncio.wait_for(session.send("HeapProfiler.collectGarbage"), timeout=5)
-            )
-            self._idle.setdefault((document.locale, document.timezone), []).append(
-                (page, collecting)
-            )
+            self._idle.setdefault((document.locale, document.timezone), []).append(page)
             return
         await _close_page(page)
 
     async def close(self) -> None:
-        collecting = [c for tabs in self._idle.values() for _, c in tabs]
+        if self._opening is not None:
+            with contextlib.suppress(BaseException):  # settled (and its error retrieved) first
+                await self._opening
         self._idle.clear()
-        # Settled before the browser goes, so none is left pending (or its error unretrieved).
-        await asyncio.gather(*collecting, return_exceptions=True)
         if self._browser is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._browser.close(), timeout=15)
@@ -471,6 +507,49 @@ class BrowserFetcher:
         if self._driver is not None:  # started for a browser that was never needed
             await stop_driver(self._driver)
             self._driver = None
+
+
+class _Collection:
+    """The garbage collection of a reused tab's earlier documents, run during its next one.
+
+    Chromium leaves the pages a tab has shown to a garbage collector that rarely runs: measured,
+    a tab grew by ~10 MB a policy (55 MB to 172 MB over 12), and collecting once a document holds
+    it near 90 MB (a tab is still retired after `PAGE_REUSES`). A collection takes the renderer
+    ~50-90 ms. Run after a document, before the tab's next one, it sat on the tab's path: the
+    next document waited for it (a median 53 ms, ~0.8 s of a warm 40-document night). Started
+    once the next document has loaded (`start`), it collects the same garbage, the previous
+    document's, while the renderer mostly waits between two polls for the text to settle; the
+    tab's peak is the same (the previous document's garbage beside the new one's page), and
+    the document is not done before its collection is (`finish`). A tab's first document has
+    nothing before it to collect."""
+
+    def __init__(self, session: Any | None) -> None:
+        self._session = session
+        self._running: asyncio.Future[Any] | None = None
+
+    def start(self) -> None:
+        if self._session is not None and self._running is None:
+            self._running = asyncio.ensure_future(
+                asyncio.wait_for(self._session.send("HeapProfiler.collectGarbage"), timeout=5)
+            )
+
+    async def finish(self) -> bool:
+        """Start it if the document never got that far (an error page), wait for it: whether
+        it succeeded."""
+        self.start()
+        if self._running is None:
+            return True
+        try:
+            await self._running
+            return True
+        except Exception:
+            return False
+
+    def discard(self) -> None:
+        """The tab is closing: its collection's outcome does not matter (nor is it left
+        unretrieved)."""
+        if self._running is not None:
+            self._running.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 async def _close_page(page: Any) -> None:
@@ -863,7 +942,11 @@ class FetchPool:
             if browser is not None:  # its driver started before the watchlist said: not needed
                 self._stopping = asyncio.ensure_future(browser.close())
             return
-        task = asyncio.ensure_future(self.browser())
+        browser = self._fetcher("browser")
+        assert isinstance(browser, BrowserFetcher)
+        # The documents that take the first slots: they find their tabs open.
+        first = [d for d in documents if d.render == "browser"][: self.settings.concurrency]
+        task = browser.open_ahead(first)
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._warming = task
 

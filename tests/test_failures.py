@@ -287,6 +287,27 @@ def test_a_finished_page_without_policy_fails_without_waiting_but_a_filling_one_
         assert "These terms govern your use" in version.text
 
 
+def test_a_page_whose_dom_keeps_changing_is_waited_for_without_a_pending_timer(
+    server: PageServer, tmp_path: Path
+) -> None:
+    """The wait watches the DOM, not only timers and requests: this page ticks a counter every
+    200 ms from `setInterval` (which the wait does not count as pending) and fills its policy in
+    on the 15th tick, ~3 s in. Were its changes not seen, its DOM would look still after 1.5 s
+    and it would fail as `empty`."""
+    text = json.dumps(markdown.markdown(GOOD))
+    script = (
+        "let n = 0; const el = document.getElementById('policy');"
+        "const tick = setInterval(() => { n += 1; el.firstChild.textContent = 'Loading ' + n;"
+        f" if (n === 15) {{ clearInterval(tick); el.innerHTML = {text}; }} }}, 200);"
+    )
+    server.page("/ticking", LATE_FILL.format(script=script))
+    make_watchlist(tmp_path, {"ticking": {"url": server.url("/ticking"), "timeout": 30}})
+    code, summary = run_json(tmp_path)
+    assert summary["failures"] == []
+    [version] = Store(tmp_path).versions("example/ticking")
+    assert "These terms govern your use" in version.text
+
+
 def test_after_one_timeout_on_a_host_its_other_timeouts_are_not_retried(
     server: PageServer, tmp_path: Path
 ) -> None:
