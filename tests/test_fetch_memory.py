@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.fetch import DRIVER_NODE_OPTIONS, PAGE_REUSES, BrowserFetcher
+from monitor.fetch import DRIVER_NODE_OPTIONS, PAGE_REUSES, BrowserFetcher, FetchPool
 from monitor.watchlist import Document, Settings
 from tests.conftest import driver_processes
 from tests.sites import PageServer, policy_page
@@ -128,3 +128,30 @@ def test_a_tabs_garbage_is_collected_while_its_next_document_loads(server: PageS
     # The garbage is there to collect: left alone, the tab holds it.
     assert asyncio.run(heap_after([heavy])) > 48 * 2**20
     assert asyncio.run(heap_after([heavy, light])) < 16 * 2**20
+
+
+def test_the_tabs_opened_ahead_are_only_those_the_first_documents_can_use(
+    server: PageServer,
+) -> None:
+    # Four documents on one host: with one request at a time to a host, one tab serves them all.
+    # A tab opened beside it would sit idle, then take its turn and grow to a full tab's size.
+    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
+    documents = []
+    for n in range(4):
+        server.page(f"/p{n}", policy_page(text))
+        documents.append(Document("example", f"p{n}", f"P{n}", server.url(f"/p{n}")))
+
+    async def tabs_after_run(per_host: int) -> int:
+        pool = FetchPool(Settings(concurrency=4, per_host=per_host))
+        try:
+            pool.warm_up(documents)
+            results = await asyncio.gather(*(pool.fetch(d) for d in documents))
+            assert all(r.page is not None for r in results)
+            fetcher = pool._fetchers["browser"]
+            assert isinstance(fetcher, BrowserFetcher)
+            return len(fetcher._tabs)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(tabs_after_run(per_host=1)) == 1
+    assert asyncio.run(tabs_after_run(per_host=4)) == 4
