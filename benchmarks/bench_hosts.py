@@ -1,0 +1,104 @@
+"""Warm nights of a watchlist laid out like the shipped one: documents spread over hosts.
+
+    python benchmarks/bench_hosts.py                       # 10 hosts x 2 documents, 200 ms
+    python benchmarks/bench_hosts.py --hosts 5 --per 4 --latency 0
+
+The shipped watchlist lists each platform's documents together (26 documents on 15 hosts, 10
+of them with two or three) and keeps the default `per_host: 1`, `concurrency: 4`. This builds
+such a site: one local server per host (each its own port, so its own host to the run), real
+policy texts with nightly noise (`bench_run.py`'s pages, none JavaScript-rendered), each page
+answered after `--latency` ms as a remote server would, listed host by host. It runs a first
+night, then `--repeat` warm nights (fresh noise, no policy changed), each from a copy of the
+first night's home, and prints their wall times. Traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_run import corpus_texts, page_text  # noqa: E402
+
+from tests.sites import PageServer, policy_page  # noqa: E402
+
+
+def night(home: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "TOS_MONITOR_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"run failed ({done.returncode}): {done.stderr}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=10)
+    parser.add_argument("--per", type=int, default=2, help="documents per host")
+    parser.add_argument("--latency", type=float, default=200, help="ms before each answer")
+    parser.add_argument("--repeat", type=int, default=5, help="warm nights")
+    args = parser.parse_args()
+
+    rng = random.Random(1)
+    texts = corpus_texts()
+    servers = [PageServer() for _ in range(args.hosts)]
+    policies = [page_text(texts, n, rng) for n in range(args.hosts * args.per)]
+
+    def publish() -> None:  # new noise every night, the same policies
+        for n, text in enumerate(policies):
+            servers[n // args.per].page(
+                f"/doc{n}", policy_page(text, rng), delay=args.latency / 1000
+            )
+
+    publish()
+    documents = {
+        f"doc{n}": {"url": servers[n // args.per].url(f"/doc{n}"), "select": ["#policy"]}
+        for n in range(len(policies))
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        watchlist = {
+            "settings": {"admin": "web", "concurrency": 4, "per_host": 1},
+            "reviewers": {"web": {"name": "Web"}},
+            "platforms": {"p": {"name": "P", "reviewer": "web", "documents": documents}},
+        }
+        (home / "watchlist.yaml").write_text(yaml.safe_dump(watchlist, sort_keys=False))
+        first = night(home)
+        walls = []
+        for repeat in range(args.repeat):
+            publish()
+            twin = Path(tmp) / f"night{repeat}"
+            shutil.copytree(home, twin, symlinks=True)
+            walls.append(night(twin))
+    for server in servers:
+        server.close()
+    print(
+        f"{args.hosts} hosts x {args.per} documents, per_host 1, concurrency 4, "
+        f"latency {args.latency:g} ms: first night {first:.2f} s; warm median "
+        f"{statistics.median(walls):.2f} s ({min(walls):.2f}-{max(walls):.2f}, "
+        f"{len(walls)} nights)"
+    )
+
+
+if __name__ == "__main__":
+    main()
