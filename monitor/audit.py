@@ -673,13 +673,9 @@ async def _audit_pages(site: AgencySite, settings: Settings, pool: FetchPool) ->
     except FetchFailure as failure:
         return [PageAudit(p, now_utc(), error_class="browser", message=str(failure))
                 for p in site.pages]  # fmt: skip
-    # The same bounds as documents: pages at once, and requests at once to one host.
-    slots = asyncio.Semaphore(settings.concurrency)
-    hosts: dict[str, asyncio.Semaphore] = {}
 
     async def one(url: str) -> PageAudit:
-        host = hosts.setdefault(urlsplit(url).netloc, asyncio.Semaphore(settings.per_host))
-        async with slots, host:
+        async with pool.turn(url):  # the documents' bounds: pages at once, and per host
             return await audit_page(browser, url, settings)
 
     return list(await asyncio.gather(*(one(url) for url in site.pages)))
