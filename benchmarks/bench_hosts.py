@@ -19,10 +19,8 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -31,23 +29,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_run import corpus_texts, page_text  # noqa: E402
+from bench_run import corpus_texts, page_text, timed  # noqa: E402
 
 from tests.sites import PageServer, policy_page  # noqa: E402
 
 
 def night(home: Path) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
+    """One `tos-monitor run` in `home`, timed as bench_run times its nights (nothing sampling)."""
+    wall, _, _, err, status = timed(
         [sys.executable, "-m", "monitor", "run", "--json"],
-        cwd=ROOT,
-        env={**os.environ, "TOS_MONITOR_HOME": str(home)},
-        capture_output=True,
-        text=True,
+        ROOT,
+        {**os.environ, "TOS_MONITOR_HOME": str(home)},
+        sample_seconds=None,
     )
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"run failed ({done.returncode}): {done.stderr}")
-    return time.perf_counter() - started
+    if status not in (0, 1):
+        raise SystemExit(f"run failed ({status}): {err}")
+    return wall
 
 
 def main() -> None:

@@ -898,6 +898,13 @@ FETCHERS: dict[str, Callable[[Settings], Fetcher]] = {
 }
 
 
+def host_of(url: str) -> str:
+    """The host that `per_host` bounds: host and port as the URL gives them (two ports of one
+    address are two servers). `FetchPool.turn` and the tabs opened ahead (`_first_wave`) must
+    count by the same key, or tabs are opened for documents that wait."""
+    return urlsplit(url).netloc
+
+
 class FetchPool:
     """Runs fetches with a global concurrency bound and a per-host politeness bound."""
 
@@ -961,7 +968,7 @@ class FetchPool:
         first: list[Document] = []
         per_host: dict[str, int] = {}
         for document in documents:
-            host = urlsplit(document.url).netloc
+            host = host_of(document.url)
             if document.render == "browser" and per_host.get(host, 0) < self.settings.per_host:
                 per_host[host] = per_host.get(host, 0) + 1
                 first.append(document)
@@ -994,15 +1001,13 @@ class FetchPool:
         document could use. Taken the other way round, a watchlist that lists a platform's
         documents together (the shipped one does) ran at about half its concurrency
         (`benchmarks/bench_hosts.py`: 4.22 s against 3.38 s a warm night)."""
-        host = self._hosts.setdefault(
-            urlsplit(url).netloc, asyncio.Semaphore(self.settings.per_host)
-        )
+        host = self._hosts.setdefault(host_of(url), asyncio.Semaphore(self.settings.per_host))
         async with host, self._slots:
             yield
 
     async def fetch(self, document: Document, known: str | None = None) -> FetchResult:
         """Fetch with retries; `known` is last night's visible-text fingerprint, if any."""
-        host = urlsplit(document.url).netloc
+        host = host_of(document.url)
         result = FetchResult(document, document.url, now_utc(), document.render)
         busy = 0.0  # time spent fetching, not queueing for a slot: the figure benchmarks sum
         for attempt in range(1, self.retries + 2):

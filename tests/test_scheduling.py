@@ -1,4 +1,4 @@
-"""How the fetch pool shares its slots between hosts (`FetchPool.fetch`)."""
+"""How the fetch pool shares its slots between hosts (`FetchPool.turn`)."""
 
 from __future__ import annotations
 
