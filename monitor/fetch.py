@@ -672,20 +672,17 @@ class _SizeWatch:
 
 def driver_compile_cache() -> str | None:
     """Where the driver keeps V8's compiled code between runs: the user's cache folder
-    (XDG_CACHE_HOME, else ~/.cache) under tos-monitor/node-compile-cache; None without a home.
+    (`resources.cache_dir`) under tos-monitor/node-compile-cache; None without a home.
 
     The driver spends most of its start compiling Playwright's JavaScript, the same files every
     night: with Node's compile cache (NODE_COMPILE_CACHE) the driver was ready in ~0.31 s instead
     of ~0.40 s here. Node checks each entry against its source and its own version and recompiles
     what does not match, so a Playwright upgrade cannot run stale code; where the folder cannot be
     written, Node compiles as before and says nothing."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except RuntimeError:  # no HOME and no password entry: run without the cache
-            return None
-    return str(Path(base) / "tos-monitor" / "node-compile-cache")
+    from monitor.resources import cache_dir
+
+    folder = cache_dir("node-compile-cache")
+    return str(folder) if folder is not None else None
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ source. A wheel carries the same files as the package data folder `monitor/_temp
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def templates_dir() -> Path:
 def data_dir() -> Path:
     """monitor/data: the flagger's model and the demo's policy versions."""
     return _package_dir() / "data"
+
+
+def cache_dir(name: str) -> Path | None:
+    """The folder `name` in the user's cache folder (XDG_CACHE_HOME, else ~/.cache) under
+    tos-monitor: compiled code kept between runs (Node's for the driver, Jinja's for the report),
+    never records. None without a home; the caller creates it, and runs without it where it
+    cannot be written."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no HOME and no password entry: run without the cache
+            return None
+    return Path(base) / "tos-monitor" / name
 
 
 TEMPLATES = templates_dir()

@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -698,3 +700,73 @@ def test_change_page_shows_the_answers_it_turns_and_the_clause_why(
     expect(item.locator("li.clause-removed")).to_contain_text("resolved by binding arbitration")
     # Governing law stays "yes" (California -> Delaware): not an answer this change turns.
     expect(page.locator("#answers li.answer-change", has_text="Governing law")).to_have_count(0)
+
+
+# --- Compiled templates kept between runs ---------------------------------------------------------
+
+
+def test_compiled_templates_are_reused_and_an_edited_template_is_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.report.build import environment
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "page.html").write_text("<p>{{ text }}</p>")
+    environment.cache_clear()  # each environment below is a new process's
+    try:
+        assert environment(templates).get_template("page.html").render(text="<b>") == (
+            "<p>&lt;b&gt;</p>"
+        )
+        compiled = list((tmp_path / "cache" / "tos-monitor" / "report-templates").rglob("*.cache"))
+        assert len(compiled) == 1
+        # The next process loads that entry instead of compiling the template again.
+        compiles: list[str] = []
+        real = jinja2.Environment.compile
+
+        def counted(self: jinja2.Environment, source: str, *args: Any, **kwargs: Any) -> Any:
+            compiles.append(source)
+            return real(self, source, *args, **kwargs)
+
+        monkeypatch.setattr(jinja2.Environment, "compile", counted)
+        environment.cache_clear()
+        assert environment(templates).get_template("page.html").render(text="&") == "<p>&amp;</p>"
+        assert compiles == []
+        environment.cache_clear()
+        # Edited, the template renders its new text: no stale compiled code survives the edit.
+        (templates / "page.html").write_text("<div>{{ text }}</div>")
+        assert environment(templates).get_template("page.html").render(text="x") == "<div>x</div>"
+        assert compiles == ["<div>{{ text }}</div>"]
+        folders = list((tmp_path / "cache" / "tos-monitor" / "report-templates").iterdir())
+        assert len(folders) == 1  # the folder of the old fingerprint is gone
+    finally:
+        environment.cache_clear()
+
+
+def test_a_damaged_or_unwritable_template_cache_never_breaks_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jinja2.bccache import bc_magic
+
+    from monitor.report.build import environment
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "page.html").write_text("<p>{{ text }}</p>")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    environment.cache_clear()
+    try:
+        environment(templates).get_template("page.html")
+        # Cut short just past Jinja's header (a disk filled mid-write, say): read as a miss.
+        for entry in (tmp_path / "cache").rglob("*.cache"):
+            entry.write_bytes(entry.read_bytes()[: len(bc_magic) + 3])
+        environment.cache_clear()
+        assert environment(templates).get_template("page.html").render(text="a") == "<p>a</p>"
+        # A cache folder that cannot be made (a file stands where it would go).
+        (tmp_path / "blocked").write_text("")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
+        environment.cache_clear()
+        assert environment(templates).get_template("page.html").render(text="b") == "<p>b</p>"
+    finally:
+        environment.cache_clear()

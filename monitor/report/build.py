@@ -22,9 +22,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import shutil
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -59,7 +60,7 @@ from monitor.report.site import context as agency_context
 from monitor.report.site import load_agency
 from monitor.report.svg import TimelineEvent, parse_time, sparkline, timeline
 from monitor.report.write import BuildStats, SiteWriter, remove_temporaries, write_atomic
-from monitor.resources import TEMPLATES
+from monitor.resources import TEMPLATES, cache_dir
 from monitor.store import Store
 
 REPORT_DIR = "reports"
@@ -97,10 +98,49 @@ def safe_href(url: str | None) -> str:
     return url if url and url.startswith(("https://", "http://")) else "#"
 
 
+class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
+    """Jinja's compiled templates, kept between runs in the user's cache folder: a quiet night's
+    report update compiled the index's three templates again each night, after the browser had
+    closed (measured in a warm 40-document run: 47 ms -> 26 ms for the update; a night with
+    changes compiles the document, version and change templates too). Jinja checks each entry
+    against its template's source and its own version; the folder is named by the templates'
+    and the report code's fingerprint (so environment options are covered too), and folders of
+    other fingerprints are removed when a new one is made. It is only a cache: an entry that
+    cannot be read is compiled again, and where the folder cannot be written templates compile
+    as before."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # noqa: BLE001 - a damaged entry is a miss, compiled again
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _template_cache(templates: Path) -> _CompiledTemplates | None:
+    base = cache_dir("report-templates")
+    if base is None:
+        return None
+    folder = base / site_fingerprint(templates)
+    try:
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            for other in base.iterdir():  # compiled by other versions of the templates or code
+                if other != folder and other.is_dir():
+                    shutil.rmtree(other, ignore_errors=True)
+    except OSError:
+        return None
+    return _CompiledTemplates(str(folder))
+
+
 @lru_cache(maxsize=4)
 def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates),
+        bytecode_cache=_template_cache(templates),
         autoescape=True,  # every template, .html or .svg: policy text is hostile
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -117,10 +157,10 @@ def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
     return env
 
 
-def site_fingerprint() -> str:
+def site_fingerprint(templates: Path = TEMPLATES) -> str:
     """Templates and report code: when they change, the next update rebuilds every page."""
     digest = hashlib.sha256()
-    files = sorted(TEMPLATES.rglob("*")) + sorted(Path(__file__).parent.glob("*.py"))
+    files = sorted(templates.rglob("*")) + sorted(Path(__file__).parent.glob("*.py"))
     for path in files:
         # Python's caches are no template (an installed monitor/_templates may hold them).
         if path.is_file() and "__pycache__" not in path.parts:
