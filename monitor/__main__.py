@@ -1,3 +1,3 @@
-from monitor.cli import entry
+from monitor.program import entry
 
 entry()

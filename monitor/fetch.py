@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from monitor import __version__
+from monitor.driver import start_driver, stop_driver
 from monitor.pause import pause_at
 from monitor.watchlist import Document, Settings
 
@@ -52,11 +53,6 @@ CHROMIUM_FLAGS = [
     "--enable-features=NetworkServiceInProcess2,CDPScreenshotNewSurface,"
     "SkipListAccountsWithoutGaiaCookies",
 ]
-# Playwright's driver is a Node process, and V8 sizes its heap against the machine's memory: on a
-# first run over 200 documents it reached 150-200 MB (PSS). A 1 MB young generation and a 512 MB
-# old one (several times what four 20 MB pages in flight need) hold it near 125 MB, at no
-# measurable cost in speed.
-DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --max-old-space-size=512"
 DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (public-records monitor of platform terms)"
 MAX_BYTES = 20 * 1024 * 1024
 # A document still downloading at the timeout with this much in is taken as too large (_SizeWatch).
@@ -563,24 +559,6 @@ async def _close_page(page: Any) -> None:
         await asyncio.wait_for(page.close(run_before_unload=False), timeout=5)
 
 
-async def start_driver() -> Any:
-    """Start Playwright's driver, the Node process that speaks to Chromium: `async_playwright()`
-    started. It needs nothing from the watchlist, so a run starts it first (`monitor.run`)
-    and loads the watchlist while Node boots on the other core."""
-    from playwright.async_api import async_playwright
-
-    with _driver_env():
-        return await async_playwright().start()
-
-
-async def stop_driver(driver: asyncio.Future[Any]) -> None:
-    """Stop a driver from `start_driver` that no browser used; one that failed to start is
-    nothing to stop (the error is the fetches' to report, had they needed it)."""
-    with contextlib.suppress(Exception):
-        playwright = await driver
-        await playwright.stop()
-
-
 class _SizeWatch:
     """Fails a page load as `too-large` as soon as a document (the page or one of its frames)
     announces more than MAX_BYTES in its Content-Length, or has sent more than that, counted as
@@ -668,42 +646,6 @@ class _SizeWatch:
         with contextlib.suppress(BaseException):
             await task
         raise self.tripped.result()
-
-
-def driver_compile_cache() -> str | None:
-    """Where the driver keeps V8's compiled code between runs: the user's cache folder
-    (`resources.cache_dir`) under tos-monitor/node-compile-cache; None without a home.
-
-    The driver spends most of its start compiling Playwright's JavaScript, the same files every
-    night: with Node's compile cache (NODE_COMPILE_CACHE) the driver was ready in ~0.31 s instead
-    of ~0.40 s here. Node checks each entry against its source and its own version and recompiles
-    what does not match, so a Playwright upgrade cannot run stale code; where the folder cannot be
-    written, Node compiles as before and says nothing."""
-    from monitor.resources import cache_dir
-
-    folder = cache_dir("node-compile-cache")
-    return str(folder) if folder is not None else None
-
-
-@contextlib.contextmanager
-def _driver_env() -> Iterator[None]:
-    """NODE_OPTIONS and NODE_COMPILE_CACHE for the driver while it starts (a user's own setting
-    of either wins); the environment is as it was afterwards."""
-    saved = {name: os.environ.get(name) for name in ("NODE_OPTIONS", "NODE_COMPILE_CACHE")}
-    before = saved["NODE_OPTIONS"]
-    if before is None or "-space-size" not in before:
-        os.environ["NODE_OPTIONS"] = f"{before or ''} {DRIVER_NODE_OPTIONS}".strip()
-    cache = driver_compile_cache()
-    if saved["NODE_COMPILE_CACHE"] is None and cache is not None:
-        os.environ["NODE_COMPILE_CACHE"] = cache
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 async def _request_document(page: Any, document: Document) -> Page:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.driver import let_spawn, run_coroutine
 from monitor.fetch import FetchPool, now_utc
 from monitor.watchlist import AGENCY_ID, Document, Watchlist
 
@@ -182,7 +183,8 @@ def run_nightly(
     command is).
     """
     with run_lock(home):
-        return asyncio.run(_run(watchlist, home, only, progress, workers))
+        # The loop the program's early driver waits in, if any (`driver.spawn_for_run`).
+        return run_coroutine(_run(watchlist, home, only, progress, workers))
 
 
 def _stages() -> None:
@@ -212,23 +214,17 @@ async def _loaded_beside_driver(load: Callable[[], Watchlist]) -> tuple[Watchlis
     watchlist, while loading one (YAML, then every selector checked) is ~0.1 s of Python: side by
     side on two cores instead of one after the other. The driver is wasted only when no document
     needs a browser, and then stopped as soon as the watchlist says so (`FetchPool.warm_up`)."""
-    from monitor.fetch import start_driver, stop_driver
+    from monitor.driver import start_driver, stop_driver, take_early
 
-    driver = asyncio.ensure_future(start_driver())
-    await _let_spawn()
+    # Spawned already by the `tos-monitor` program (`driver.spawn_for_run`), else here.
+    driver = take_early() or asyncio.ensure_future(start_driver())
+    await let_spawn()
     try:
         watchlist = await asyncio.get_running_loop().run_in_executor(None, load)
     except BaseException:
         await stop_driver(driver)
         raise
     return watchlist, driver
-
-
-async def _let_spawn() -> None:
-    """Let a task just scheduled spawn its process (Playwright's driver) before work in a thread
-    competes with it for the interpreter: the spawn takes a few turns of the loop."""
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 async def _run(
@@ -249,7 +245,7 @@ async def _run(
     # The fixed start overlaps: Chromium and its driver start (other processes) while the stages
     # import, the store opens and the documents are registered; the late stages import last.
     pool.warm_up(documents, audit=watchlist.agency_site is not None)
-    await _let_spawn()  # the warm-up spawns the driver before the imports below compete with it
+    await let_spawn()  # the warm-up spawns the driver before the imports below compete with it
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, _stages)  # in a thread: the loop keeps talking to the driver
     late = loop.run_in_executor(None, _late_stages)

@@ -4,7 +4,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,37 @@ def driver_processes() -> list[Path]:
         try:
             if ppid == os.getpid() and b"run-driver" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(Path(f"/proc/{pid}"))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(condition: Callable[[], object], seconds: float) -> bool:
+    """Whether `condition()` holds within `seconds`, asked every 50 ms: for what another
+    process finishes on its own time (a process exiting), never for how fast it is."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def drivers_of_home(home: Path) -> list[int]:
+    """Live Playwright drivers, whoever their parent now is, started by a `tos-monitor` process
+    for `home` (they inherit its TOS_MONITOR_HOME): a driver left behind by a command that has
+    exited is found too."""
+    mark = f"TOS_MONITOR_HOME={home}".encode()
+    found = []
+    for pid, (_, state) in _process_table().items():
+        try:
+            proc = Path(f"/proc/{pid}")
+            if (
+                state != "Z"
+                and b"run-driver" in (proc / "cmdline").read_bytes()
+                and mark in (proc / "environ").read_bytes().split(b"\0")
+            ):
+                found.append(pid)
         except OSError:
             continue
     return found

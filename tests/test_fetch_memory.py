@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.fetch import DRIVER_NODE_OPTIONS, PAGE_REUSES, BrowserFetcher, FetchPool
+from monitor.driver import DRIVER_NODE_OPTIONS
+from monitor.fetch import PAGE_REUSES, BrowserFetcher, FetchPool
 from monitor.watchlist import Document, Settings
 from tests.conftest import driver_processes
 from tests.sites import PageServer, policy_page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gzip
 import random
 import sqlite3
@@ -13,15 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from monitor.run import run_nightly
+from monitor.driver import is_run_command, spawn_for_run
+from monitor.run import LOCK_NAME, run_nightly
 from monitor.store import Store, sha256_bytes
 from monitor.watchlist import Watchlist, WatchlistError, load
 from tests.conftest import (
     browser_processes,
     driver_processes,
+    drivers_of_home,
     make_watchlist,
     run_cli,
     run_json,
+    wait_for,
 )
 from tests.sites import FIXTURES, PageServer, Route, policy_page, read_fixture_md
 
@@ -391,6 +395,83 @@ def test_a_run_with_no_browser_document_stops_the_driver_it_started(
     # The driver was stopped without starting a browser, and is gone with the run.
     assert not summary.failures and summary.stats["launch_seconds"] == 0
     assert driver_processes() == []
+
+
+def test_the_program_knows_a_run_from_its_arguments() -> None:
+    # `tos-monitor` spawns the driver before parsing its command line only for `run`: the
+    # program's options come first, --home and --watchlist with a value.
+    runs = [
+        ["run"],
+        ["run", "--json", "--only", "x"],
+        ["--home", "h", "run"],
+        ["--home=h", "--watchlist", "w.yaml", "run"],
+        ["--watchlist=run", "run"],
+    ]
+    others = [[], ["report"], ["--home", "run", "report"], ["--watchlist", "run"],
+              ["run", "--help"], ["--help", "run"], ["--version"], ["demo"], ["runs"]]  # fmt: skip
+    assert all(is_run_command(args) for args in runs)
+    assert not any(is_run_command(args) for args in others)
+
+
+def test_the_program_spawns_the_driver_before_it_imports_the_cli() -> None:
+    # What the program imports before it can spawn the driver delays every run's first page:
+    # only Playwright's Python side and asyncio. The CLI, the watchlist's YAML and the stages
+    # are imported while Node starts. A module-level import in monitor.driver fails this.
+    code = (
+        "import sys; from monitor.driver import spawn_for_run; spawn_for_run(); "
+        "early = [m for m in ('click', 'yaml', 'monitor.cli', 'monitor.watchlist', "
+        "'monitor.fetch', 'monitor.run') if m in sys.modules]; "
+        "from tests.conftest import driver_processes; print(len(driver_processes()), early)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1 []"
+
+
+def test_a_run_takes_the_driver_the_program_spawned(
+    server: PageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import monitor.driver
+    import monitor.fetch
+
+    server.page("/terms", policy_page(POLICY_V1))
+    path = make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})
+    spawn_for_run()
+    early = driver_processes()
+    assert len(early) == 1
+
+    async def no_second_driver() -> None:
+        raise AssertionError("the run started a driver of its own")
+
+    monkeypatch.setattr(monitor.driver, "start_driver", no_second_driver)
+    monkeypatch.setattr(monitor.fetch, "start_driver", no_second_driver)
+    seen: list[list[Path]] = []
+
+    def loader() -> Watchlist:
+        seen.append(driver_processes())
+        return load(path)
+
+    summary = run_nightly(loader, tmp_path)
+    assert seen == [early]  # the same Node process, already there when the watchlist loaded
+    assert summary.counts()["documents"] == 1 and not summary.failures
+    assert summary.stats["launch_seconds"] > 0  # Chromium was started through it
+    assert driver_processes() == []  # stopped with the run
+
+
+def test_a_run_that_cannot_start_leaves_no_driver_behind(tmp_path: Path) -> None:
+    # The program spawns the driver before it knows whether the run can go on: a home another
+    # run holds, a missing watchlist, a watchlist with no document for a browser.
+    make_watchlist(tmp_path, {"terms": {"url": "http://127.0.0.1:9/terms", "render": "http",
+                                        "timeout": 2}})  # fmt: skip
+    with open(tmp_path / LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        locked = run_cli(tmp_path, "run", timeout=30)
+    assert locked.returncode == 3, locked.stderr
+    missing = run_cli(tmp_path / "nowhere", "run", timeout=30)
+    assert missing.returncode == 2 and "file not found" in missing.stderr
+    plain = run_cli(tmp_path, "run", "--json", timeout=60)
+    assert plain.returncode == 1, plain.stderr  # the one document fails: nothing listens on :9
+    for home in (tmp_path, tmp_path / "nowhere"):
+        assert wait_for(lambda h=home: not drivers_of_home(h), seconds=10), drivers_of_home(home)
 
 
 def test_a_quiet_night_does_not_load_the_flagger(server: PageServer, tmp_path: Path) -> None:
