@@ -30,7 +30,7 @@ T = TypeVar("T")
 DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --max-old-space-size=512"
 
 # The program's options that take a value (`cli.main`): what follows one is not the command.
-_VALUE_OPTIONS = ("--home", "--watchlist")
+VALUE_OPTIONS = ("--home", "--watchlist")
 
 
 async def start_driver() -> Any:
@@ -105,9 +105,9 @@ def is_run_command(args: list[str]) -> bool:
     come first, `--home` and `--watchlist` with a value, as `cli.main` declares them."""
     rest = iter(args)
     for arg in rest:
-        if arg in _VALUE_OPTIONS:
+        if arg in VALUE_OPTIONS:
             next(rest, None)
-        elif arg.startswith(tuple(f"{o}=" for o in _VALUE_OPTIONS)):
+        elif arg.startswith(tuple(f"{o}=" for o in VALUE_OPTIONS)):
             continue
         elif arg.startswith("-"):
             return False  # --help, --version, or an option click will refuse

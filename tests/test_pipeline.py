@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.driver import is_run_command, spawn_for_run
+from monitor.driver import VALUE_OPTIONS, is_run_command, spawn_for_run
 from monitor.run import LOCK_NAME, run_nightly
 from monitor.store import Store, sha256_bytes
 from monitor.watchlist import Watchlist, WatchlistError, load
@@ -411,6 +411,12 @@ def test_the_program_knows_a_run_from_its_arguments() -> None:
               ["run", "--help"], ["--help", "run"], ["--version"], ["demo"], ["runs"]]  # fmt: skip
     assert all(is_run_command(args) for args in runs)
     assert not any(is_run_command(args) for args in others)
+    # The options it skips with their value are the CLI's own: adding one to `cli.main` fails
+    # this until the program knows it too.
+    from monitor.cli import main
+
+    valued = {o for p in main.params if not getattr(p, "is_flag", False) for o in p.opts}
+    assert valued == set(VALUE_OPTIONS)
 
 
 def test_the_program_spawns_the_driver_before_it_imports_the_cli() -> None:
