@@ -16,6 +16,7 @@ runs the run, as `asyncio.Runner` allows.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 from collections.abc import Coroutine, Iterator
@@ -118,7 +119,7 @@ def is_run_command(args: list[str]) -> bool:
 
 def spawn_for_run() -> None:
     """Spawn the driver in an event loop kept for the run (`run_coroutine`). Once only; stopped at
-    exit if no run took it (a locked home, a watchlist that does not load)."""
+    exit if no run took it (a locked home, a missing watchlist: the command ends before the run)."""
     global _early
     if _early is not None:
         return
@@ -126,8 +127,6 @@ def spawn_for_run() -> None:
     task = runner.get_loop().create_task(start_driver())
     runner.run(let_spawn())
     _early = (runner, task)
-    import atexit
-
     atexit.register(_discard_early)
 
 
