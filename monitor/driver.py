@@ -30,9 +30,6 @@ T = TypeVar("T")
 # measurable cost in speed.
 DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --max-old-space-size=512"
 
-# The program's options that take a value (`cli.main`): what follows one is not the command.
-VALUE_OPTIONS = ("--home", "--watchlist")
-
 
 async def start_driver() -> Any:
     """Start Playwright's driver: `async_playwright()` started. It needs nothing from the
@@ -99,22 +96,6 @@ def _driver_env() -> Iterator[None]:
 
 _early: tuple[asyncio.Runner, asyncio.Task[Any]] | None = None
 _taken = False
-
-
-def is_run_command(args: list[str]) -> bool:
-    """Whether the program's arguments ask for `run` (not its help): the program's own options
-    come first, `--home` and `--watchlist` with a value, as `cli.main` declares them."""
-    rest = iter(args)
-    for arg in rest:
-        if arg in VALUE_OPTIONS:
-            next(rest, None)
-        elif arg.startswith(tuple(f"{o}=" for o in VALUE_OPTIONS)):
-            continue
-        elif arg.startswith("-"):
-            return False  # --help, --version, or an option click will refuse
-        else:
-            return arg == "run" and not any(a in ("--help", "-h") for a in rest)
-    return False
 
 
 def spawn_for_run() -> None:

@@ -11,9 +11,28 @@ from __future__ import annotations
 
 import sys
 
+# The program's options that take a value (`cli.main`): what follows one is not the command.
+VALUE_OPTIONS = ("--home", "--watchlist")
+
+
+def is_run_command(args: list[str]) -> bool:
+    """Whether the program's arguments ask for `run` (not its help): the program's own options
+    come first, `--home` and `--watchlist` with a value, as `cli.main` declares them."""
+    rest = iter(args)
+    for arg in rest:
+        if arg in VALUE_OPTIONS:
+            next(rest, None)
+        elif arg.startswith(tuple(f"{o}=" for o in VALUE_OPTIONS)):
+            continue
+        elif arg.startswith("-"):
+            return False  # --help, --version, or an option click will refuse
+        else:
+            return arg == "run" and not any(a in ("--help", "-h") for a in rest)
+    return False
+
 
 def entry() -> None:
-    from monitor.driver import is_run_command, spawn_for_run
+    from monitor.driver import spawn_for_run
 
     if is_run_command(sys.argv[1:]):
         spawn_for_run()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.driver import VALUE_OPTIONS, is_run_command, spawn_for_run
+from monitor.driver import spawn_for_run
+from monitor.program import VALUE_OPTIONS, is_run_command
 from monitor.run import LOCK_NAME, run_nightly
 from monitor.store import Store, sha256_bytes
 from monitor.watchlist import Watchlist, WatchlistError, load
