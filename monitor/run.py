@@ -315,45 +315,49 @@ async def _run_with_store(
     from monitor.audit import audit_site
     from monitor.check import check_document, register_document
 
-    run_id = store.start_run(now_utc(), only)
-    summary = RunSummary(run_id)
-    stage_seconds: dict[str, float] = {}
-    # Held only when a browser runs: a night of plain-HTTP documents has no peak to lower.
-    phase = BrowserPhase((d.key for d in documents), hold=pool.uses_browser)
+    # The document phase's commits are synced to the disk together, by the first commit after
+    # it (`Store.synced_once`): one by one, they were disk syncs on the event loop every tab
+    # waits on. The report, the alerts and the run's end are synced as each commits.
+    with store.synced_once():
+        run_id = store.start_run(now_utc(), only)
+        summary = RunSummary(run_id)
+        stage_seconds: dict[str, float] = {}
+        # Held only when a browser runs: a night of plain-HTTP documents has no peak to lower.
+        phase = BrowserPhase((d.key for d in documents), hold=pool.uses_browser)
 
-    async def one(document: Document) -> None:
-        try:
-            outcome = await check_document(
-                store, pool, run_id, document, stage_seconds,
-                lambda: phase.before_flags(document.key),
-            )  # fmt: skip
-        finally:
-            phase.leave(document.key)  # unchanged, failed or flagged: done with the browser
-        summary.outcomes.append(outcome)
-        if progress:
-            progress(outcome)
+        async def one(document: Document) -> None:
+            try:
+                outcome = await check_document(
+                    store, pool, run_id, document, stage_seconds,
+                    lambda: phase.before_flags(document.key),
+                )  # fmt: skip
+            finally:
+                phase.leave(document.key)  # unchanged, failed or flagged: done with the browser
+            summary.outcomes.append(outcome)
+            if progress:
+                progress(outcome)
 
-    tasks: list[asyncio.Future[None]] = []
-    try:
-        with store.transaction():  # one commit for the whole watchlist, not one per document
-            for document in documents:
-                register_document(store, watchlist, document)
-        tasks = [asyncio.ensure_future(one(d)) for d in documents]
-        await phase.fetched.wait()
-        # The agency's own pages, in the same browser, once the documents are done with it.
-        summary.site = await audit_site(watchlist, store, run_id, pool, only)
-    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-        # The run is stopped: documents still fetching or held stop too. (Any other error, of
-        # the audit, say, lets the held documents record their changes before it is raised.)
-        for task in tasks:
-            task.cancel()
-        raise
-    finally:
+        tasks: list[asyncio.Future[None]] = []
         try:
-            await pool.close()
+            with store.transaction():  # one commit for the whole watchlist, not one per document
+                for document in documents:
+                    register_document(store, watchlist, document)
+            tasks = [asyncio.ensure_future(one(d)) for d in documents]
+            await phase.fetched.wait()
+            # The agency's own pages, in the same browser, once the documents are done with it.
+            summary.site = await audit_site(watchlist, store, run_id, pool, only)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            # The run is stopped: documents still fetching or held stop too. (Any other error, of
+            # the audit, say, lets the held documents record their changes before it is raised.)
+            for task in tasks:
+                task.cancel()
+            raise
         finally:
-            phase.release()
-            done = await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await pool.close()
+            finally:
+                phase.release()
+                done = await asyncio.gather(*tasks, return_exceptions=True)
     for result in done:
         if isinstance(result, BaseException):
             raise result

@@ -108,6 +108,44 @@ def test_snapshot_files_hold_the_text_and_raw_page_and_match_the_database(
     assert leftovers == []
 
 
+def test_a_night_syncs_its_document_records_together_and_its_end_at_once(
+    server: PageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The document phase's commits are flushed to the disk together (`Store.synced_once`), and
+    the run's end, once the report and the alerts are done, is flushed as it commits: a run that
+    says it finished is on the disk whole."""
+    levels: dict[str, set[int]] = {}
+
+    def spy(name: str) -> None:
+        original = getattr(Store, name)
+
+        def recorded(self: Store, *args: object, **kwargs: object) -> object:
+            [(level,)] = self.db.execute("PRAGMA synchronous").fetchall()
+            levels.setdefault(name, set()).add(int(level))
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, name, recorded)
+
+    for name in ("start_run", "add_fetch", "touch_version", "add_version", "add_change",
+                 "finish_run"):  # fmt: skip
+        spy(name)
+    server.page("/terms", policy_page(POLICY_V1))
+    server.page("/privacy", policy_page(POLICY_V1.replace("Terms of Service", "Privacy Policy")))
+    make_watchlist(
+        tmp_path,
+        {"terms": {"url": server.url("/terms")}, "privacy": {"url": server.url("/privacy")}},
+    )
+    night(tmp_path)
+    server.page("/terms", policy_page(POLICY_V2))
+    second = night(tmp_path)
+    assert [c["document"] for c in second["changes"]] == ["terms"]
+    assert levels == {
+        "start_run": {1}, "add_fetch": {1}, "touch_version": {1}, "add_version": {1},
+        "add_change": {1}, "finish_run": {2},
+    }  # fmt: skip
+    assert Store(tmp_path).db.execute("select status from runs").fetchall() == [("ok",), ("ok",)]
+
+
 def test_javascript_rendered_policy_is_waited_for(server: PageServer, tmp_path: Path) -> None:
     server.page("/terms", policy_page(POLICY_V1, js=True))
     make_watchlist(tmp_path, {"terms": {"url": server.url("/terms")}})

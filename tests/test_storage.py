@@ -199,6 +199,34 @@ def test_a_transaction_commits_all_its_writes_or_none(tmp_path: Path) -> None:
     store.close()
 
 
+def _synchronous(store: Store) -> int:
+    [(level,)] = store.db.execute("PRAGMA synchronous").fetchall()
+    return int(level)
+
+
+def test_commits_synced_once_are_committed_each_and_synced_again_after(tmp_path: Path) -> None:
+    key = "facebook/terms-of-service"
+    store = Store(tmp_path)
+    assert _synchronous(store) == 2  # FULL: each commit flushed to the disk
+    with store.synced_once():
+        assert _synchronous(store) == 1  # NORMAL: written to the log, flushed by a later sync
+        with store.transaction():
+            store.upsert_document({"key": key, "status": "ok"})
+        # Committed, not merely written: another connection (`tos-monitor serve`) reads it.
+        other = sqlite3.connect(tmp_path / "monitor.db")
+        assert other.execute("select key from documents").fetchall() == [(key,)]
+        other.close()
+    assert _synchronous(store) == 2
+    with pytest.raises(RuntimeError), store.synced_once():
+        raise RuntimeError("killed")
+    assert _synchronous(store) == 2  # a run that fails still leaves every later commit synced
+    store.db.execute("PRAGMA synchronous=OFF")  # the choice of whoever opened the store
+    with store.synced_once():
+        assert _synchronous(store) == 0
+    assert _synchronous(store) == 0
+    store.close()
+
+
 def test_a_failed_transaction_leaves_neither_the_fetch_nor_its_fingerprint(
     tmp_path: Path, facebook: Document
 ) -> None:
