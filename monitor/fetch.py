@@ -141,16 +141,29 @@ def classify_status(status: int) -> str | None:
     return None
 
 
+# What Chromium (net::ERR_NAME_NOT_RESOLVED, ..._RESOLUTION_FAILED) and the system's resolver,
+# through httpx, say of a host name that does not resolve.
+_DNS_ERRORS = ("name_not_resolved", "name_resolution_failed", "name or service not known",
+               "getaddrinfo", "failure in name resolution", "no address associated")  # fmt: skip
+
+
 def classify_network_error(message: str) -> str:
-    """Map Chromium's net:: codes and httpx's exception text to our small set of classes."""
+    """Map Chromium's net:: codes and httpx's exception text to our small set of classes.
+
+    A network error is never `browser`, which tells the admin that Chromium itself failed: a
+    machine without a network (net::ERR_INTERNET_DISCONNECTED, or "Network is unreachable")
+    or any other error Chromium names as net::ERR_... is `connection`, and the message says which.
+    """
     text = message.lower()
-    if "name_not_resolved" in text or "name or service not known" in text or "getaddrinfo" in text:
+    if any(phrase in text for phrase in _DNS_ERRORS):
         return "dns"
     if "cert" in text or "ssl" in text or "tls" in text:
         return "tls"
     if "timeout" in text or "timed out" in text or "timed_out" in text:
         return "timeout"
     if "refused" in text or "reset" in text or "connection" in text or "empty_response" in text:
+        return "connection"
+    if "net::err_" in text or "unreachable" in text:
         return "connection"
     return "browser"
 

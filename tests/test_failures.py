@@ -11,8 +11,9 @@ from pathlib import Path
 import markdown
 import pytest
 
+from monitor.fetch import classify_network_error
 from monitor.store import Store
-from tests.conftest import make_watchlist, run_cli, run_json
+from tests.conftest import launch_chromium, make_watchlist, run_cli, run_json
 from tests.sites import PageServer, Route, policy_page
 
 GOOD = "# Terms\n\nThese terms govern your use of the service and are long enough to count.\n"
@@ -92,6 +93,54 @@ def test_every_failure_class_is_recorded_and_the_rest_still_works(
         assert document["status"] == "failing" and document["consecutive_failures"] == 1
     assert store.fetches("example/broken")[0]["attempts"] == 2, "5xx is retried once"
     assert store.fetches("example/gone")[0]["attempts"] == 1, "404 is not retried"
+
+
+def test_a_machine_without_network_is_told_a_connection_failure_not_a_browser_one(
+    server: PageServer,
+) -> None:
+    """A server cut off from the network (a new install behind a firewall, say) must read
+    `connection` for every document, not `browser` ("Chromium could not start or crashed"),
+    which sends the admin to debug the browser. Real Chromium, told it is offline (DevTools
+    network emulation: nothing is sent anywhere), gives the message the fetch classifies."""
+    from playwright.sync_api import Error, sync_playwright
+
+    server.page("/terms", policy_page(GOOD))
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page()
+        session = page.context.new_cdp_session(page)
+        session.send("Network.enable")
+        session.send(
+            "Network.emulateNetworkConditions",
+            {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+        )
+        with pytest.raises(Error) as raised:
+            page.goto(server.url("/terms"))
+        browser.close()
+    message = str(raised.value).splitlines()[0]
+    assert "net::ERR_INTERNET_DISCONNECTED" in message
+    assert classify_network_error(message) == "connection"
+
+
+@pytest.mark.parametrize(
+    ("message", "error_class"),
+    [
+        # Chromium, as Playwright words its navigation errors
+        ("Page.goto: net::ERR_ADDRESS_UNREACHABLE at https://example.org/terms", "connection"),
+        ("Page.goto: net::ERR_NETWORK_ACCESS_DENIED at https://example.org/terms", "connection"),
+        ("Page.goto: net::ERR_NAME_RESOLUTION_FAILED at https://example.org/terms", "dns"),
+        ("Page.goto: net::ERR_CONNECTION_TIMED_OUT at https://example.org/terms", "timeout"),
+        ("Page.goto: Target page, context or browser has been closed", "browser"),
+        # httpx, for `render: http` documents, as the fetch words them (type: text)
+        ("ConnectError: [Errno 101] Network is unreachable", "connection"),
+        ("ConnectError: [Errno -3] Temporary failure in name resolution", "dns"),
+        ("ConnectError: [Errno -5] No address associated with hostname", "dns"),
+    ],
+)
+def test_network_errors_are_classed_by_what_the_admin_must_fix(
+    message: str, error_class: str
+) -> None:
+    assert classify_network_error(message) == error_class
 
 
 def test_a_failure_after_a_good_version_keeps_the_version(

@@ -266,8 +266,9 @@ HINTS: dict[str, str] = {
     "redirected": "The address now redirects to another site: the document has probably moved. "
     "Update `url` in watchlist.yaml.",
     "dns": "The host name does not resolve: a typo in `url`, or the domain is gone.",
-    "connection": "The connection was refused or reset: the server is down or a firewall blocks "
-    "the monitor.",
+    "connection": "The page could not be reached: the connection was refused, reset or "
+    "unreachable (the message names the network error). The server is down, a firewall blocks "
+    "the monitor, or the monitor's machine has no network.",
     "tls": "The TLS handshake or certificate check failed: an intercepting proxy or a "
     "misconfigured site.",
     "not-html": "The address serves something other than a page (a download?): check `url`.",
