@@ -145,6 +145,10 @@ def classify_status(status: int) -> str | None:
 # through httpx, say of a host name that does not resolve.
 _DNS_ERRORS = ("name_not_resolved", "name_resolution_failed", "name or service not known",
                "getaddrinfo", "failure in name resolution", "no address associated")  # fmt: skip
+# Refused, reset, unreachable, a machine without a network, and any other error Chromium names
+# (net::ERR_...): asked after the classes above, so a named DNS, TLS or timeout error keeps its own.
+_CONNECTION_ERRORS = ("refused", "reset", "connection", "empty_response", "unreachable",
+                      "net::err_")  # fmt: skip
 
 
 def classify_network_error(message: str) -> str:
@@ -161,9 +165,7 @@ def classify_network_error(message: str) -> str:
         return "tls"
     if "timeout" in text or "timed out" in text or "timed_out" in text:
         return "timeout"
-    if "refused" in text or "reset" in text or "connection" in text or "empty_response" in text:
-        return "connection"
-    if "net::err_" in text or "unreachable" in text:
+    if any(phrase in text for phrase in _CONNECTION_ERRORS):
         return "connection"
     return "browser"
 
