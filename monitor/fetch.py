@@ -431,12 +431,20 @@ class BrowserFetcher:
             reusable = failure.error_class.startswith("http-") or failure.error_class == "not-html"
             raise
         finally:
-            # A tab that cannot even collect its garbage is closed rather than reused.
-            if not reusable:
-                collection.discard()
-            elif not await collection.finish():
+            try:
+                # A tab that cannot even collect its garbage is closed rather than reused.
+                if not reusable:
+                    collection.discard()
+                elif not await collection.finish():
+                    reusable = False
+            except BaseException:
+                # Cancelled (the document's budget ran out, or the run is stopping) while the
+                # collection was awaited: the tab is in no known state, so it is closed, not
+                # left open and untracked until the browser closes.
                 reusable = False
-            await self._release(document, page, reusable)
+                raise
+            finally:
+                await self._release(document, page, reusable)
 
     async def _load(
         self, page: Any, document: Document, known: str | None, collect: Callable[[], None]
@@ -513,12 +521,19 @@ class BrowserFetcher:
         if self._opening is not None:
             with contextlib.suppress(BaseException):  # settled (and its error retrieved) first
                 await self._opening
+        self._opening = None
         self._idle.clear()
-        if self._browser is not None:
+        self._tabs.clear()
+        self._contexts.clear()
+        # Forgotten before they are stopped: closing twice, or after a failed close, stops
+        # nothing twice, and a fetch after a close starts a browser of its own.
+        browser, self._browser = self._browser, None
+        playwright, self._playwright = self._playwright, None
+        if browser is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._browser.close(), timeout=15)
-        if self._playwright is not None:
-            await self._playwright.stop()
+                await asyncio.wait_for(browser.close(), timeout=15)
+        if playwright is not None:
+            await playwright.stop()
         if self._driver is not None:  # started for a browser that was never needed
             await stop_driver(self._driver)
             self._driver = None

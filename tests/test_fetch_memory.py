@@ -156,3 +156,62 @@ def test_the_tabs_opened_ahead_are_only_those_the_first_documents_can_use(
 
     assert asyncio.run(tabs_after_run(per_host=1)) == 1
     assert asyncio.run(tabs_after_run(per_host=4)) == 4
+
+
+def test_a_fetch_cancelled_while_its_tab_collects_garbage_closes_that_tab(
+    server: PageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A document's budget can run out, or the run be stopped, while the fetch waits for its
+    # tab's collection. The tab is then in no known state: it must be closed, not left open
+    # and untracked (growing with every later document) until the browser closes.
+    from monitor import fetch
+
+    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
+    server.page("/p", policy_page(text))
+    document = Document("example", "p", "P", server.url("/p"))
+
+    async def open_tabs_after_cancel() -> tuple[int, int]:
+        fetcher = BrowserFetcher(Settings())
+        try:
+            await fetcher.fetch(document)  # the tab's first document: nothing to collect yet
+            waiting = asyncio.Event()
+
+            class HeldCollection(fetch._Collection):
+                # The real collection, held at the point where the fetch waits for it.
+                async def finish(self) -> bool:
+                    waiting.set()
+                    await asyncio.Event().wait()
+                    return await super().finish()
+
+            monkeypatch.setattr(fetch, "_Collection", HeldCollection)
+            second = asyncio.ensure_future(fetcher.fetch(document))
+            await asyncio.wait_for(waiting.wait(), timeout=30)
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            [context] = fetcher._contexts.values()
+            idle = sum(len(tabs) for tabs in fetcher._idle.values())
+            return len([p for p in context.pages if not p.is_closed()]), idle
+        finally:
+            await fetcher.close()
+
+    assert asyncio.run(open_tabs_after_cancel()) == (0, 0)
+
+
+def test_a_closed_fetcher_closes_again_harmlessly_and_can_fetch_again(server: PageServer) -> None:
+    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
+    server.page("/p", policy_page(text))
+    document = Document("example", "p", "P", server.url("/p"))
+
+    async def twice() -> list[str]:
+        fetcher = BrowserFetcher(Settings())
+        seen = [(await fetcher.fetch(document)).title]
+        await fetcher.close()
+        await fetcher.close()
+        try:
+            seen.append((await fetcher.fetch(document)).title)
+        finally:
+            await fetcher.close()
+        return seen
+
+    assert asyncio.run(twice()) == ["Terms", "Terms"]
