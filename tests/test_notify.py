@@ -14,7 +14,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -287,6 +287,20 @@ def database_text(home: Path) -> str:
         return "\n".join(db.iterdump())
 
 
+def plain_text(message: MIMEPart) -> str:
+    """The text/plain body of a message the test expects to have one."""
+    body = message.get_body(("plain",))
+    assert body is not None, "the message has no text/plain body"
+    return body.get_content()
+
+
+def filename(part: MIMEPart) -> str:
+    """The file name of an attachment the test expects to be named."""
+    name = part.get_filename()
+    assert name is not None, "an attachment without a file name"
+    return name
+
+
 # --------------------------------------------------------------------------------------------
 # E-mail
 
@@ -316,10 +330,10 @@ def test_email_digest_one_per_reviewer_html_text_attachment_and_escaped_page_tex
     text_part, html_part = alternative.iter_parts()
     assert (text_part.get_content_type(), html_part.get_content_type()) == (
         "text/plain", "text/html")  # fmt: skip
-    assert sorted(a.get_filename() for a in attachments) == ["change-1.html", "change-2.html"]
+    assert sorted(filename(a) for a in attachments) == ["change-1.html", "change-2.html"]
     # The run writes the report (reports/changes/<id>.html) before it notifies.
     for attached in attachments:
-        change_id = attached.get_filename().removeprefix("change-").removesuffix(".html")
+        change_id = filename(attached).removeprefix("change-").removesuffix(".html")
         page = tmp_path / "reports" / "changes" / f"{change_id}.html"
         assert attached.get_payload(decode=True) == page.read_bytes()
 
@@ -619,7 +633,7 @@ def test_fetch_failure_alerts_the_admin_once_per_streak_then_says_it_recovered(
     night(tmp_path)
     [alert] = smtp.messages
     assert alert["Subject"] == "[TOS monitor] Fetch failing: Example Moved (http-4xx)"
-    text = alert.get_body(("plain",)).get_content()
+    text = plain_text(alert)
     assert "2 runs in a row" in text and "404" in text
     assert "gone or has moved" in text and server.url("/gone") in text
     night(tmp_path)
@@ -629,7 +643,7 @@ def test_fetch_failure_alerts_the_admin_once_per_streak_then_says_it_recovered(
     night(tmp_path)
     assert len(smtp.envelopes) == 2
     assert smtp.messages[1]["Subject"] == "[TOS monitor] Fetched again: Example Moved"
-    assert "Fetched again on" in smtp.messages[1].get_body(("plain",)).get_content()
+    assert "Fetched again on" in plain_text(smtp.messages[1])
     night(tmp_path)
     assert len(smtp.envelopes) == 2
 
@@ -661,7 +675,7 @@ def test_relocated_policy_block_tells_the_admin_once_with_the_proposed_selector(
     assert fetch["relocated"] == "main.legal-text"
     [mail] = smtp.messages
     assert mail["Subject"] == "[TOS monitor] Update the watchlist's select: Example Privacy Policy"
-    text = mail.get_body(("plain",)).get_content()
+    text = plain_text(mail)
     assert "Old select: #policy" in text and "Proposed select: main.legal-text" in text
     assert "update the watchlist's select" in text and server.url("/privacy-policy") in text
     [item] = rows(tmp_path, "select recipient, kind, ref from notify_items")
@@ -710,7 +724,7 @@ def test_changes_awaiting_review_are_reminded_once_per_period_until_decided(
     assert len(smtp.envelopes) == 2, "a reminder on its own, with nothing new"
     reminder = smtp.messages[1]
     assert reminder["Subject"] == "[TOS monitor] 2 changes awaiting your review"
-    text = reminder.get_body(("plain",)).get_content()
+    text = plain_text(reminder)
     assert "Awaiting your review" in text and _days_ago(10)[:10] in text
     assert "Example — Privacy Policy" in text and "Example — Terms Of Service" in text
     assert f"{REPORT_URL}changes/1.html" in text and f"{REPORT_URL}changes/2.html" in text
@@ -724,7 +738,7 @@ def test_changes_awaiting_review_are_reminded_once_per_period_until_decided(
     night(tmp_path)
     assert len(smtp.envelopes) == 3
     assert smtp.messages[2]["Subject"] == "[TOS monitor] 1 change awaiting your review"
-    text = smtp.messages[2].get_body(("plain",)).get_content()
+    text = plain_text(smtp.messages[2])
     assert f"{REPORT_URL}changes/2.html" in text and f"{REPORT_URL}changes/1.html" not in text
 
     review.record_decision(Store(tmp_path), 2, "needs-pio", "Privacy Officer")

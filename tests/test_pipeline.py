@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ POLICY_V2 = POLICY_V1.replace("State of California", "State of Delaware")
 RENDERS = pytest.mark.parametrize("render", ["browser", "http"])
 
 
-def night(home: Path) -> dict[str, object]:
+def night(home: Path) -> dict[str, Any]:
     """One nightly pass through the library; returns the JSON summary a cron job would print."""
     return run_nightly(load(home / "watchlist.yaml"), home).as_json()
 
@@ -102,7 +103,7 @@ def test_snapshot_files_hold_the_text_and_raw_page_and_match_the_database(
         assert text_file.read_text(encoding="utf-8") == version.text
         raw = gzip.decompress((tmp_path / version.raw_path).read_bytes()).decode()
         assert "<main" in raw and "cookie-banner" in raw, "the raw page is kept for re-extraction"
-        row = store.db["versions"].get(version.id)
+        row = store.db.table("versions").get(version.id)
         assert row["snapshot_sha256"] == sha256_bytes(text_file.read_bytes())
     leftovers = list((tmp_path / "snapshots").rglob(".tmp-*"))
     assert leftovers == []
@@ -516,7 +517,11 @@ def test_a_run_that_cannot_start_leaves_no_driver_behind(tmp_path: Path) -> None
     plain = run_cli(tmp_path, "run", "--json", timeout=60)
     assert plain.returncode == 1, plain.stderr  # the one document fails: nothing listens on :9
     for home in (tmp_path, tmp_path / "nowhere"):
-        assert wait_for(lambda h=home: not drivers_of_home(h), seconds=10), drivers_of_home(home)
+
+        def no_driver(h: Path = home) -> bool:
+            return not drivers_of_home(h)
+
+        assert wait_for(no_driver, seconds=10), drivers_of_home(home)
 
 
 def test_a_quiet_night_does_not_load_the_flagger(server: PageServer, tmp_path: Path) -> None:
@@ -581,7 +586,7 @@ def test_changes_are_flagged_once_the_browser_has_closed_but_only_so_many_wait(
     summary = night(tmp_path)
     assert browser_up == [True, True, False]  # the held one last, with no browser left
     changes = Store(tmp_path).changes()
-    assert len(changes) == 3 == len(summary["changes"])  # type: ignore[arg-type]
+    assert len(changes) == 3 == len(summary["changes"])
     assert all("governing-law" in c["flags"] for c in changes)
 
 

@@ -9,7 +9,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +19,10 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from monitor.categories import CATEGORIES
-from monitor.flag import checklist, flag_inputs
+from monitor.flag import ClauseInput, Flag, checklist, flag_inputs
 from monitor.report import build_site, update_site
 from monitor.report.checklist import ChecklistCache, answer_since, combine, merge_timelines
 from monitor.report.diffview import diff_view
@@ -103,6 +103,11 @@ def night(home: Path) -> int:
     event loop, and run_nightly starts one of its own."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: run_nightly(load(home / "watchlist.yaml"), home).run_id).result()
+
+
+def returning(text: str) -> Callable[[], str]:
+    """A version's text loader for ChecklistCache, bound to this `text` (not a loop's last)."""
+    return lambda: text
 
 
 @dataclass
@@ -315,7 +320,12 @@ def test_hostile_policy_text_is_shown_literally_and_never_runs(
     history: History, page: Page
 ) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     privacy = next(p for k, p in change_pages(history.site).items() if k == "privacy-new")
     store = Store(history.home)
     version_pages = [history.site / "versions" / f"{v.id}.html" for v in store.versions(
@@ -464,7 +474,7 @@ def test_cached_checklist_matches_the_flagger(tmp_path: Path) -> None:
     cache = ChecklistCache(tmp_path)
     for path in paths:
         text = gzip.decompress(path.read_bytes()).decode()
-        got = cache.checklist_of("facebook/terms", path.name, lambda text=text: text)
+        got = cache.checklist_of("facebook/terms", path.name, returning(text))
         assert got == checklist(text)
     cache.save()
     again = ChecklistCache(tmp_path)  # from the files, without calling the text loader
@@ -485,7 +495,7 @@ def test_documents_sharing_clauses_flag_them_once(
     expected = checklist(text), checklist(other)
     flagged: list[int] = []
 
-    def counting(items: list[object]) -> object:
+    def counting(items: Sequence[ClauseInput]) -> list[list[Flag]]:
         flagged.append(len(items))
         return flag_inputs(items)
 
@@ -583,7 +593,7 @@ def test_answers_flagged_in_worker_processes_match_in_process_ones(
     for key, items in versions.items():
         for sha, version_id in items:
             text = store.version(version_id).text  # type: ignore[union-attr]
-            serial.answers_of(key, sha, lambda text=text: text)
+            serial.answers_of(key, sha, returning(text))
     texts = {sha for items in versions.values() for sha, _ in items}
     assert parallel.answers == serial.answers and set(parallel.answers) == texts
     # Workers also wrote each current version's full checklist (quotes included), which the
@@ -591,7 +601,7 @@ def test_answers_flagged_in_worker_processes_match_in_process_ones(
     for key, sha in current.items():
         written = json.loads((parallel.dir / "checklists" / f"{sha}.json").read_text())
         text = store.version(dict(versions[key])[sha]).text  # type: ignore[union-attr]
-        assert written == serial.checklist_of(key, sha, lambda text=text: text)
+        assert written == serial.checklist_of(key, sha, returning(text))
 
 
 def test_a_recorded_decision_shows_and_leaves_the_awaiting_list(

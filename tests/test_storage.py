@@ -301,8 +301,8 @@ def old_database(home: Path, document: Document) -> str:
     db = sqlite_utils.Database(home / "monitor.db")
     for name, columns in SCHEMA_1.items():
         db.table(name).create(columns, pk=PKS[name])
-    for columns in (["document_key"], ["run_id"], ["version_id"]):
-        db.table("fetches").create_index(columns)
+    for index_columns in (["document_key"], ["run_id"], ["version_id"]):
+        db.table("fetches").create_index(index_columns)
     fingerprint, text = as_fetched(document)
     stamps = ["2026-03-01T03:00:01.123456Z", "2026-03-02T03:00:02.654321Z"]
     db.table("documents").insert({
