@@ -2,6 +2,8 @@
 
     python benchmarks/bench_hosts.py                       # 10 hosts x 2 documents, 200 ms
     python benchmarks/bench_hosts.py --hosts 5 --per 4 --latency 0
+    python benchmarks/bench_hosts.py --bundle 300         # each page loads its host's 300 KB
+                                                           # script, as platforms' pages do
 
 The shipped watchlist lists each platform's documents together (26 documents on 15 hosts, 10
 of them with two or three) and keeps the default `per_host: 1`, `concurrency: 4`. This builds
@@ -9,7 +11,11 @@ such a site: one local server per host (each its own port, so its own host to th
 policy texts with nightly noise (`bench_run.py`'s pages, none JavaScript-rendered), each page
 answered after `--latency` ms as a remote server would, listed host by host. It runs a first
 night, then `--repeat` warm nights (fresh noise, no policy changed), each from a copy of the
-first night's home, and prints their wall times. Traffic stays on 127.0.0.1.
+first night's home, and prints their wall times. With `--bundle`, each page also loads a
+script shared by its host's pages (cacheable for an hour, answered after the same latency), and
+the benchmark prints how often a night downloaded it: a platform's documents share their script
+bundles, which a run should download once a night, not once per document. Traffic stays on
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_run import corpus_texts, page_text, timed  # noqa: E402
 
-from tests.sites import PageServer, policy_page  # noqa: E402
+from tests.sites import PageServer, Route, policy_page  # noqa: E402
 
 
 def night(home: Path) -> float:
@@ -53,6 +59,9 @@ def main() -> None:
     parser.add_argument("--per", type=int, default=2, help="documents per host")
     parser.add_argument("--latency", type=float, default=200, help="ms before each answer")
     parser.add_argument("--repeat", type=int, default=5, help="warm nights")
+    parser.add_argument(
+        "--bundle", type=int, default=0, metavar="KB", help="a shared script of this size per host"
+    )
     args = parser.parse_args()
 
     rng = random.Random(1)
@@ -60,11 +69,23 @@ def main() -> None:
     servers = [PageServer() for _ in range(args.hosts)]
     policies = [page_text(texts, n, rng) for n in range(args.hosts * args.per)]
 
+    script = '<script src="/bundle.js"></script>' if args.bundle else ""
+    for server in servers if args.bundle else []:
+        filler = "/* " + "x" * (args.bundle * 1024) + " */\n"
+        server.routes["/bundle.js"] = Route(
+            (filler + "window.bundleLoaded = true;\n").encode(),
+            content_type="text/javascript",
+            delay=args.latency / 1000,
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
     def publish() -> None:  # new noise every night, the same policies
         for n, text in enumerate(policies):
-            servers[n // args.per].page(
-                f"/doc{n}", policy_page(text, rng), delay=args.latency / 1000
-            )
+            page = policy_page(text, rng).replace("</head>", script + "</head>", 1)
+            servers[n // args.per].page(f"/doc{n}", page, delay=args.latency / 1000)
+
+    def bundles() -> int:
+        return sum(server.hits.get("/bundle.js", 0) for server in servers)
 
     publish()
     documents = {
@@ -81,12 +102,14 @@ def main() -> None:
         }
         (home / "watchlist.yaml").write_text(yaml.safe_dump(watchlist, sort_keys=False))
         first = night(home)
-        walls = []
+        walls, downloads = [], []
         for repeat in range(args.repeat):
             publish()
             twin = Path(tmp) / f"night{repeat}"
             shutil.copytree(home, twin, symlinks=True)
+            before = bundles()
             walls.append(night(twin))
+            downloads.append(bundles() - before)
     for server in servers:
         server.close()
     print(
@@ -95,6 +118,12 @@ def main() -> None:
         f"{statistics.median(walls):.2f} s ({min(walls):.2f}-{max(walls):.2f}, "
         f"{len(walls)} nights)"
     )
+    if args.bundle:
+        print(
+            f"  each page loads its host's {args.bundle} KB script: downloaded "
+            f"{statistics.median(downloads):g} times a night for {len(policies)} documents on "
+            f"{args.hosts} hosts"
+        )
 
 
 if __name__ == "__main__":

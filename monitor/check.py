@@ -86,7 +86,9 @@ async def check_document(
     ):
         # Believe a drastic change only if a second look shows it again.
         result.notes.append("suspicious change: fetched again to confirm")
-        again = await pool.fetch(document)
+        # Fresh: a page the server marked cacheable would otherwise come back from the first
+        # look's copy in Chromium's cache, and confirm itself.
+        again = await pool.fetch(document, fresh=True)
         again.attempts += result.attempts
         again.notes = [*result.notes, *again.notes]
         outcome.fetch = result = again

@@ -57,7 +57,17 @@ DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (public-records monitor of plat
 MAX_BYTES = 20 * 1024 * 1024
 # A document still downloading at the timeout with this much in is taken as too large (_SizeWatch).
 STILL_ARRIVING_BYTES = 5 * 1024 * 1024
-BLOCKED_RESOURCES = {"image", "media", "font"}
+# Never the policy, often most of a page's bytes: refused before they are requested. DevTools'
+# resource types, refused on each tab's own DevTools session (`_new_tab`), not through
+# Playwright's request routing, which sends every request through the driver to Python and
+# back and turns Chromium's HTTP cache off: a platform's documents that share script bundles
+# then downloaded them again for each document. A cross-site frame runs in a renderer this
+# session does not reach: its images load, as the platform's page would show them.
+BLOCKED_RESOURCES = ("Image", "Media", "Font")
+_BLOCK_PATTERNS = [
+    {"urlPattern": "*", "resourceType": kind, "requestStage": "Request"}
+    for kind in BLOCKED_RESOURCES
+]
 PAGE_REUSES = 25
 TRANSIENT = {"timeout", "connection", "http-5xx", "http-429"}
 
@@ -171,8 +181,11 @@ def classify_network_error(message: str) -> str:
 
 
 class Fetcher(Protocol):
-    async def fetch(self, document: Document, known: str | None = None) -> Page:
-        """Return the page, or raise FetchFailure."""
+    async def fetch(
+        self, document: Document, known: str | None = None, fresh: bool = False
+    ) -> Page:
+        """Return the page, or raise FetchFailure. `fresh`: nothing may come from a cache (a
+        second look at a suspicious change, a retry)."""
         ...
 
     async def close(self) -> None: ...
@@ -330,6 +343,7 @@ class BrowserFetcher:
         self._tabs: dict[Any, tuple[Any, int]] = {}
         self._context_lock = asyncio.Lock()  # one context per key, however many ask at once
         self._opening: asyncio.Future[None] | None = None  # tabs opened ahead (`open_ahead`)
+        self._refusals: set[asyncio.Future[Any]] = set()  # blocked requests being refused
         self.launch_seconds = 0.0
 
     async def _ensure_browser(self) -> Any:
@@ -401,7 +415,6 @@ class BrowserFetcher:
                     extra_http_headers={"Accept-Language": document.locale},
                     accept_downloads=False,
                 )
-                await context.route("**/*", _block_heavy_resources)
                 await context.add_init_script(SETTLE_WATCH_JS)
                 self._contexts[key] = context
         return self._contexts[key]
@@ -412,15 +425,41 @@ class BrowserFetcher:
         session = await context.new_cdp_session(page)
         # Network events on this session let `_SizeWatch` count a document's bytes as they arrive.
         await session.send("Network.enable")
+        # Only the requests it refuses pause; the page and its scripts never wait on Python.
+        session.on("Fetch.requestPaused", lambda event: self._refuse(session, event))
+        await session.send("Fetch.enable", {"patterns": _BLOCK_PATTERNS})
         self._tabs[page] = (session, 0)
         return page
 
-    async def fetch(self, document: Document, known: str | None = None) -> Page:
+    def _refuse(self, session: Any, event: dict[str, Any]) -> None:
+        refusal = asyncio.ensure_future(
+            session.send(
+                "Fetch.failRequest",
+                {"requestId": event["requestId"], "errorReason": "BlockedByClient"},
+            )
+        )
+        # Held until done (the loop keeps only weak references to tasks); a tab closing under
+        # it fails the refusal, which matters no more than the request did.
+        self._refusals.add(refusal)
+        refusal.add_done_callback(self._refused)
+
+    def _refused(self, refusal: asyncio.Future[Any]) -> None:
+        self._refusals.discard(refusal)
+        if not refusal.cancelled():
+            refusal.exception()  # retrieved: a failed refusal is not an error of the run
+
+    async def fetch(
+        self, document: Document, known: str | None = None, fresh: bool = False
+    ) -> Page:
         page = await self._page(document)
         reusable = False
         session, uses = self._tabs.get(page, (None, 0))
         collection = _Collection(session if uses else None)
         try:
+            # Fresh: the page and everything it loads come from the server, not from what the
+            # night's earlier documents (or this document's first look) left in the cache.
+            if fresh and not await _set_cache(session, disabled=True):
+                raise FetchFailure("browser", "the tab could not turn its HTTP cache off")
             async with _SizeWatch(session) as size:
                 result = await size.guard(self._load(page, document, known, collection.start))
             pause_at("fetch")
@@ -437,10 +476,12 @@ class BrowserFetcher:
                     collection.discard()
                 elif not await collection.finish():
                     reusable = False
+                elif fresh and not await _set_cache(session, disabled=False):
+                    reusable = False  # its next document must be able to use the cache
             except BaseException:
                 # Cancelled (the document's budget ran out, or the run is stopping) while the
-                # collection was awaited: the tab is in no known state, so it is closed, not
-                # left open and untracked until the browser closes.
+                # tab was being readied for its next document: the tab is in no known state,
+                # so it is closed, not left open and untracked until the browser closes.
                 reusable = False
                 raise
             finally:
@@ -583,6 +624,18 @@ class _Collection:
             self._running.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
+async def _set_cache(session: Any | None, disabled: bool) -> bool:
+    """Turn a tab's HTTP cache off or back on (DevTools `Network.setCacheDisabled`, which covers
+    the page's own request too): whether it was done."""
+    if session is None:
+        return False
+    try:
+        await session.send("Network.setCacheDisabled", {"cacheDisabled": disabled})
+        return True
+    except Exception:
+        return False
+
+
 async def _close_page(page: Any) -> None:
     # A page whose script never settles may not even close politely: bound the wait.
     with contextlib.suppress(Exception):
@@ -703,13 +756,6 @@ async def _request_document(page: Any, document: Document) -> Page:
     return Page("", status, response.url, "application/pdf", raw=body)
 
 
-async def _block_heavy_resources(route: Any) -> None:
-    if route.request.resource_type in BLOCKED_RESOURCES:
-        await route.abort()
-    else:
-        await route.continue_()
-
-
 class HttpFetcher:
     """Plain GET for `render: http` documents: no browser is started for them.
 
@@ -734,7 +780,10 @@ class HttpFetcher:
         if workers > 1 and self._processes is None:
             self._processes = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
 
-    async def fetch(self, document: Document, known: str | None = None) -> Page:
+    async def fetch(
+        self, document: Document, known: str | None = None, fresh: bool = False
+    ) -> Page:
+        # httpx keeps no HTTP cache: every fetch is fresh.
         import httpx
 
         headers = {"Accept-Language": document.locale}
@@ -974,8 +1023,11 @@ class FetchPool:
         async with host, self._slots:
             yield
 
-    async def fetch(self, document: Document, known: str | None = None) -> FetchResult:
-        """Fetch with retries; `known` is last night's visible-text fingerprint, if any."""
+    async def fetch(
+        self, document: Document, known: str | None = None, fresh: bool = False
+    ) -> FetchResult:
+        """Fetch with retries; `known` is last night's visible-text fingerprint, if any.
+        `fresh`: the page, and what it loads, from the server only (a retry always is)."""
         host = host_of(document.url)
         result = FetchResult(document, document.url, now_utc(), document.render)
         busy = 0.0  # time spent fetching, not queueing for a slot: the figure benchmarks sum
@@ -985,7 +1037,7 @@ class FetchPool:
                 started = time.perf_counter()
                 if attempt == 1:
                     result.started_at = now_utc()
-                failure = await self._attempt(document, result, known)
+                failure = await self._attempt(document, result, known, fresh or attempt > 1)
                 busy += time.perf_counter() - started
             if failure is None or failure.error_class not in TRANSIENT or attempt > self.retries:
                 break
@@ -1003,13 +1055,13 @@ class FetchPool:
         return result
 
     async def _attempt(
-        self, document: Document, result: FetchResult, known: str | None
+        self, document: Document, result: FetchResult, known: str | None, fresh: bool
     ) -> FetchFailure | None:
         fetcher = self._fetcher(document.render)
         try:
             # The document's own budget bounds everything, navigation and waiting together.
             page = await asyncio.wait_for(
-                fetcher.fetch(document, known), timeout=document.timeout + 5
+                fetcher.fetch(document, known, fresh), timeout=document.timeout + 5
             )
             check_redirect(document.url, page.final_url, page.status)
         except FetchFailure as failure:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from monitor.run import run_nightly
 from monitor.store import Store
 from monitor.watchlist import load
@@ -83,13 +85,17 @@ def test_a_collapsed_text_is_suspect_not_a_change(server: PageServer, tmp_path: 
     assert failure_of(summary) == "suspect" and summary["changes"] == []
 
 
+@pytest.mark.parametrize("cache_control", [None, "public, max-age=3600"])
 def test_a_drastic_change_seen_once_is_refetched_and_dropped(
-    server: PageServer, tmp_path: Path
+    server: PageServer, tmp_path: Path, cache_control: str | None
 ) -> None:
+    # Also when the server marks the half page cacheable: the second look asks the server
+    # again instead of confirming the first look's copy from Chromium's cache.
     baseline(server, tmp_path)
     half = "# Terms of Service\n\n" + "\n\n".join(PARAGRAPHS[:4]) + "\n"
+    headers = {"Cache-Control": cache_control} if cache_control else {}
     server.routes["/terms"] = [
-        Route(policy_page(half).encode()),
+        Route(policy_page(half).encode(), headers=headers),
         Route(policy_page(POLICY).encode()),
     ]
     summary = night(tmp_path)
