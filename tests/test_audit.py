@@ -621,3 +621,32 @@ def test_the_browser_audits_nothing_when_the_watchlist_has_no_agency_site(
     result = asyncio.run(audit_site(watchlist, store, 1, pool))
     assert result.audits == [] and pool._fetchers == {}, "no browser started for nothing"
     store.close()
+
+
+def test_the_audit_is_a_first_visit_though_the_documents_cached_the_same_script(
+    agency: AgencySite, tmp_path: Path
+) -> None:
+    """The run's document fetches keep Chromium's HTTP cache (a platform's documents share their
+    scripts); the audit, in the same browser right after them, must still be a first visit: the
+    third party's cacheable widget asked for again, and the cookie it writes seen and named."""
+    write_watchlist(tmp_path, agency)
+    agency.publish()
+    third = agency.third
+    widget = third.routes["/widget.js"]
+    assert isinstance(widget, Route)
+    widget.headers = {"Cache-Control": "public, max-age=86400"}
+    # The watched privacy policy loads the same widget as the audited home page, and is fetched
+    # first: the audit starts once every document is done with the browser.
+    script = f'<script src="{third.url("/widget.js")}"></script></head>'
+    agency.site.page("/privacy", policy_page(PRIVACY).replace("</head>", script, 1))
+    result = run_cli(tmp_path, "run", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["failures"] == [] and summary["stats"]["site_pages"] == 2
+    assert third.hits.get("/widget.js") == 2, "once by the document, once by the audit's visit"
+    audit = cookies_json(tmp_path, [])
+    home_url = agency.site.url("/")
+    [seen] = [c for c in audit["cookies"] if c["page"] == home_url and c["name"] == "widget_seen"]
+    assert seen["set_by"] == "script from 127.0.0.2"
+    hosts = {(h["page"], h["host"]): h["types"] for h in audit["third_party_hosts"]}
+    assert "script" in hosts[(home_url, "127.0.0.2")]
