@@ -119,10 +119,7 @@ class SmtpSink:
 
     @property
     def messages(self) -> list[EmailMessage]:
-        return [
-            email.message_from_bytes(e.content, policy=email_policy)  # type: ignore[misc]
-            for e in self.envelopes
-        ]
+        return [email.message_from_bytes(e.content, policy=email_policy) for e in self.envelopes]
 
 
 @pytest.fixture

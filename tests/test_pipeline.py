@@ -664,7 +664,7 @@ def test_many_http_documents_are_reduced_in_worker_processes_as_in_threads(
         assert isinstance(fetcher, HttpFetcher) and fetcher._processes is not None
         first = await pool.fetch(docs[0])
         # A worker killed (out of memory, by an admin): the night goes on in threads.
-        for process in list(fetcher._processes._processes.values()):  # type: ignore[union-attr]
+        for process in list(fetcher._processes._processes.values()):
             process.kill()
         results = [first, *[await pool.fetch(d) for d in docs[1:4]]]
         await pool.close()
