@@ -94,7 +94,7 @@ class Site:
             self.server.page(f"/doc{i}", page, delay=self.latency)
 
     def change(self, count: int) -> None:
-        for i in range(count):
+        for i in range(min(count, len(self.texts))):  # `--n` below 5 changes every document
             self.texts[i] = edit(self.texts[i], self.rng)
         self.publish()
 
@@ -319,6 +319,9 @@ def bench(n: int, concurrency: int, http_only: bool, latency_ms: int, repeat: in
         f"N = {n} documents ({mode}), pages {min(sizes) // 1024}-{max(sizes) // 1024} KB, "
         f"concurrency {concurrency}, server latency {latency_ms} ms"
     )
+    # Other jobs' load moves the ratios (a run needs more CPU than the floor on a saturated
+    # machine): printed so that two runs' figures can be told apart by the machine they had.
+    print(f"  load average at the start: {_load()}")
     floors: list[float] = []
     ratios: dict[str, list[float]] = {"warm": [], "changed": []}
 
@@ -360,7 +363,12 @@ def bench(n: int, concurrency: int, http_only: bool, latency_ms: int, repeat: in
             f"  {label:<10} run/floor median {statistics.median(values):.2f} over {len(values)} "
             f"nights ({min(values):.2f}-{max(values):.2f})"
         )
+    print(f"  load average at the end: {_load()} (this benchmark's own work included)")
     site.server.close()
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
