@@ -441,12 +441,8 @@ class BrowserFetcher:
         # Held until done (the loop keeps only weak references to tasks); a tab closing under
         # it fails the refusal, which matters no more than the request did.
         self._refusals.add(refusal)
-        refusal.add_done_callback(self._refused)
-
-    def _refused(self, refusal: asyncio.Future[Any]) -> None:
-        self._refusals.discard(refusal)
-        if not refusal.cancelled():
-            refusal.exception()  # retrieved: a failed refusal is not an error of the run
+        refusal.add_done_callback(self._refusals.discard)
+        refusal.add_done_callback(_retrieved)
 
     async def fetch(
         self, document: Document, known: str | None = None, fresh: bool = False
@@ -621,7 +617,14 @@ class _Collection:
         """The tab is closing: its collection's outcome does not matter (nor is it left
         unretrieved)."""
         if self._running is not None:
-            self._running.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._running.add_done_callback(_retrieved)
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    """A done-callback for work whose failure matters to no one (a refusal, a discarded
+    collection, tabs opened ahead): its error is retrieved, so asyncio does not log it."""
+    if not done.cancelled():
+        done.exception()
 
 
 async def _set_cache(session: Any | None, disabled: bool) -> bool:
@@ -975,7 +978,7 @@ class FetchPool:
         browser = self._fetcher("browser")
         assert isinstance(browser, BrowserFetcher)
         task = browser.open_ahead(self._first_wave(documents))
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        task.add_done_callback(_retrieved)
         self._warming = task
 
     def _first_wave(self, documents: list[Document]) -> list[Document]:
