@@ -319,8 +319,8 @@ def bench(n: int, concurrency: int, http_only: bool, latency_ms: int, repeat: in
         f"N = {n} documents ({mode}), pages {min(sizes) // 1024}-{max(sizes) // 1024} KB, "
         f"concurrency {concurrency}, server latency {latency_ms} ms"
     )
-    # Other jobs' load moves the ratios (a run needs more CPU than the floor on a saturated
-    # machine): printed so that two runs' figures can be told apart by the machine they had.
+    # The machine is shared: printed so that two runs' figures can be compared knowing what
+    # else ran (a core kept busy moved the N = 40 ratio little, the floor a lot).
     print(f"  load average at the start: {_load()}")
     floors: list[float] = []
     ratios: dict[str, list[float]] = {"warm": [], "changed": []}

@@ -16,6 +16,9 @@ from monitor.watchlist import Document, Settings
 from tests.conftest import driver_processes
 from tests.sites import PageServer, policy_page
 
+# A policy long enough to be read as one, for the tests that only need a page to load.
+TERMS = "# Terms\n\n" + "Clause one of the terms of service. " * 40
+
 
 def _driver_environ() -> dict[str, str]:
     """The environment the run's Playwright driver (a child Node process) was started with."""
@@ -109,9 +112,8 @@ GARBAGE_SCRIPT = (
 def test_a_tabs_garbage_is_collected_while_its_next_document_loads(server: PageServer) -> None:
     # The first page leaves ~64 MB of garbage in its tab; the next document's fetch collects it
     # (started once that page has loaded, finished before the fetch returns).
-    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
-    server.page("/heavy", policy_page(text).replace("</body>", GARBAGE_SCRIPT))
-    server.page("/light", policy_page(text))
+    server.page("/heavy", policy_page(TERMS).replace("</body>", GARBAGE_SCRIPT))
+    server.page("/light", policy_page(TERMS))
     heavy = Document("example", "heavy", "Heavy", server.url("/heavy"))
     light = Document("example", "light", "Light", server.url("/light"))
 
@@ -136,10 +138,9 @@ def test_the_tabs_opened_ahead_are_only_those_the_first_documents_can_use(
 ) -> None:
     # Four documents on one host: with one request at a time to a host, one tab serves them all.
     # A tab opened beside it would sit idle, then take its turn and grow to a full tab's size.
-    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
     documents = []
     for n in range(4):
-        server.page(f"/p{n}", policy_page(text))
+        server.page(f"/p{n}", policy_page(TERMS))
         documents.append(Document("example", f"p{n}", f"P{n}", server.url(f"/p{n}")))
 
     async def tabs_after_run(per_host: int) -> int:
@@ -166,8 +167,7 @@ def test_a_fetch_cancelled_while_its_tab_collects_garbage_closes_that_tab(
     # and untracked (growing with every later document) until the browser closes.
     from monitor import fetch
 
-    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
-    server.page("/p", policy_page(text))
+    server.page("/p", policy_page(TERMS))
     document = Document("example", "p", "P", server.url("/p"))
 
     async def open_tabs_after_cancel() -> tuple[int, int]:
@@ -199,8 +199,7 @@ def test_a_fetch_cancelled_while_its_tab_collects_garbage_closes_that_tab(
 
 
 def test_a_closed_fetcher_closes_again_harmlessly_and_can_fetch_again(server: PageServer) -> None:
-    text = "# Terms\n\n" + "Clause one of the terms of service. " * 40
-    server.page("/p", policy_page(text))
+    server.page("/p", policy_page(TERMS))
     document = Document("example", "p", "P", server.url("/p"))
 
     async def twice() -> list[str]:
