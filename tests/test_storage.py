@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -516,3 +518,58 @@ def test_a_schema_3_database_upgrades_and_loses_nothing(tmp_path: Path, facebook
     assert after["versions"] == before["versions"]
     for table in tables:
         assert after[table][: len(before[table])] == before[table] or table == "documents"
+
+
+def test_numpy_is_hidden_from_sqlite_utils_in_the_importing_thread_only() -> None:
+    # The store hides numpy while sqlite-utils loads (it would import it only to name column
+    # types). Another thread importing numpy at that moment must get it, and the finder must be
+    # gone afterwards. A fresh interpreter: this one has imported numpy long ago.
+    code = """
+import sys, threading
+from monitor.store import _hidden
+before = list(sys.meta_path)
+with _hidden("numpy"):
+    try:
+        import numpy
+        print("imported here")
+    except ModuleNotFoundError:
+        print("hidden here")
+    other = []
+    thread = threading.Thread(target=lambda: other.append(__import__("numpy").__name__))
+    thread.start()
+    thread.join()
+    print("other thread:", other)
+print("finder gone:", sys.meta_path == before)
+import numpy
+print("after:", numpy.__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)  # fmt: skip
+    assert out.stdout.splitlines() == [
+        "hidden here", "other thread: ['numpy']", "finder gone: True", "after: numpy",
+    ]  # fmt: skip
+
+
+def test_the_store_works_whether_numpy_came_first_or_not(tmp_path: Path) -> None:
+    # The flagger may import numpy before the store (a first report, a user's program): then
+    # sqlite-utils gets it as it always did; without it first, the store opens without numpy.
+    code = """
+import sys
+if sys.argv[2] == "numpy first":
+    import numpy
+from pathlib import Path
+from monitor.store import Store
+store = Store(Path(sys.argv[1]))
+store.close()
+import sqlite_utils.db
+print(sqlite_utils.db.np is not None)
+"""
+    seen = []
+    for order in ("numpy first", "store first"):
+        home = tmp_path / order.replace(" ", "-")
+        home.mkdir()
+        out = subprocess.run([sys.executable, "-c", code, str(home), order], capture_output=True,
+                             text=True, timeout=60, check=True)  # fmt: skip
+        seen.append(out.stdout.strip())
+        assert (home / "monitor.db").exists()
+    assert seen == ["True", "False"]
