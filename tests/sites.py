@@ -30,6 +30,9 @@ class Route:
     # Streamed: sent in 64 KB chunks with no Content-Length (the body ends when the connection
     # closes), so only counting the bytes as they arrive tells how big the page is.
     stream: bool = False
+    # (n, wait): the first n bytes of the body are sent, then `wait()` is called before the rest
+    # (a page whose end is late, held until the test says so).
+    hold: tuple[int, Callable[[], object]] | None = None
 
 
 class PageServer:
@@ -65,6 +68,12 @@ class PageServer:
                     for key, value in pairs.items() if isinstance(pairs, dict) else pairs:
                         self.send_header(key, value)
                     self.end_headers()
+                    if route.hold is not None:
+                        size, wait = route.hold
+                        self.wfile.write(body[:size])
+                        self.wfile.flush()
+                        wait()
+                        body = body[size:]
                     if route.stream:
                         for start in range(0, len(body), 65536):
                             self.wfile.write(body[start : start + 65536])
