@@ -11,49 +11,17 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import importlib.abc
 import json
 import os
 import sqlite3
-import sys
 import tempfile
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.machinery import ModuleSpec
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-
-class _Hidden(importlib.abc.MetaPathFinder):
-    """Makes an import of `names` fail, in the thread that created it only (`_hidden`)."""
-
-    def __init__(self, names: Iterable[str]) -> None:
-        self.names = frozenset(names)
-        self.thread = threading.get_ident()
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname.partition(".")[0] in self.names and threading.get_ident() == self.thread:
-            raise ModuleNotFoundError(f"{fullname} is hidden here", name=fullname)
-        return None  # the other finders decide
-
-
-@contextmanager
-def _hidden(*names: str) -> Iterator[None]:
-    """While the block runs, `names` cannot be imported in this thread unless already imported;
-    other threads import as usual. `sys.meta_path` is replaced by a new list, never changed in
-    place: an import running in another thread goes on over the list it started with."""
-    finder = _Hidden(names)
-    sys.meta_path = [finder, *sys.meta_path]
-    try:
-        yield
-    finally:
-        sys.meta_path = [f for f in sys.meta_path if f is not finder]
-
+from monitor.imports import hidden
 
 # sqlite-utils imports numpy and pandas when they are installed, only to name their types'
 # columns, which the store never needs (its tables declare Python types and it never stores a
@@ -61,7 +29,7 @@ def _hidden(*names: str) -> Iterator[None]:
 # cost every run ~0.14 s of CPU at its start (0.21 s -> 0.07 s for sqlite-utils, measured), while
 # Chromium's driver and browser start on the same two cores. Where numpy is already imported
 # (the flagger ran first, a user's program), sqlite-utils gets it as before.
-with _hidden("numpy", "pandas"):
+with hidden("numpy", "pandas"):
     import sqlite_utils
 
 # 2: fetch rows refer to a `fetch_targets` row instead of repeating the document, URL, renderer,

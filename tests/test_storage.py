@@ -526,9 +526,9 @@ def test_numpy_is_hidden_from_sqlite_utils_in_the_importing_thread_only() -> Non
     # gone afterwards. A fresh interpreter: this one has imported numpy long ago.
     code = """
 import sys, threading
-from monitor.store import _hidden
+from monitor.imports import hidden
 before = list(sys.meta_path)
-with _hidden("numpy"):
+with hidden("numpy"):
     try:
         import numpy
         print("imported here")
